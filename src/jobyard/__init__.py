@@ -1,0 +1,1 @@
+"""jobyard: self-hosted background jobs for Python."""

@@ -1,0 +1,350 @@
+"""Settings: defaults < jobyard.toml < JOBYARD_* environment < constructor arguments.
+
+`load_settings()` is the one entry point. Every model forbids unknown keys so a typo fails at
+start with its dotted path (`pools.media.concurrency: must be ≥ 1`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from jobyard.domain.routing import queue_name
+from jobyard.errors import ConfigError
+
+ENV_PREFIX = "JOBYARD_"
+CONFIG_ENV = "JOBYARD_CONFIG"
+DEFAULT_CONFIG_FILE = "jobyard.toml"
+POOL_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
+
+DATABASE_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg", "sqlite"}
+BROKER_SCHEMES = {"redis", "rediss", "redis+socket", "amqp", "amqps", "pyamqp"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(_Section):
+    """What one worker of a pool needs; rendered into Kubernetes requests and limits."""
+
+    cpu: str | None = Field(None, description="CPU per worker, Kubernetes quantity (`2`, `500m`).")
+    memory: str | None = Field(None, description="Memory per worker (`512Mi`, `4Gi`).")
+    gpu: int = Field(0, ge=0, description="NVIDIA GPUs per worker.")
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _quantity(cls, value: str | None) -> str | None:
+        if value is not None and not _QUANTITY.match(value):
+            raise ValueError(f"'{value}' is not a Kubernetes quantity such as 500m, 2, 512Mi")
+        return value
+
+
+class Toleration(_Section):
+    """A Kubernetes toleration for the pool's pods."""
+
+    key: str | None = None
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class Autoscale(_Section):
+    """Replica bounds for queue-depth autoscaling."""
+
+    min_replicas: int = Field(1, ge=0, description="Fewest workers; 0 allows scale to zero.")
+    max_replicas: int = Field(1, ge=1, description="Most workers.")
+    target_queue_length: int = Field(
+        10, ge=1, description="Queued + running jobs per worker before scaling out."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscale:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must be ≤ max_replicas")
+        return self
+
+
+class PoolConfig(_Section):
+    """One worker pool: a queue and the workers that consume it."""
+
+    queue: str | None = Field(None, description="Queue name; default `<queue_prefix>.<pool>`.")
+    concurrency: int = Field(2, ge=1, description="Jobs one worker runs at once.")
+    celery_pool: Literal["prefork", "threads", "solo"] = Field(
+        "prefork", description="Celery execution pool: prefork for CPU work, threads for I/O."
+    )
+    prefetch: int = Field(1, ge=1, description="Messages each worker process reserves ahead.")
+    max_tasks_per_child: int | None = Field(
+        None, ge=1, description="Recycle a prefork child after this many jobs (memory leaks)."
+    )
+    resources: Resources = Field(default_factory=lambda: Resources())
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    requirements: str | None = Field(None, description="requirements.txt of this pool's image.")
+    image: str | None = Field(None, description="Container image for this pool.")
+    mode: Literal["workers", "pod-per-job"] = Field(
+        "workers", description="`workers`: long-lived Celery workers. `pod-per-job`: reserved."
+    )
+    autoscale: Autoscale = Field(default_factory=lambda: Autoscale())
+
+
+class WebSettings(_Section):
+    """The HTTP server."""
+
+    host: str = Field("127.0.0.1", description="Address `jobyard web` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `jobyard web` binds.")
+
+
+class WorkerSettings(_Section):
+    """Timings of workers and job leases."""
+
+    heartbeat_interval_s: float = Field(5.0, gt=0, description="Worker heartbeat period.")
+    lease_s: float = Field(30.0, gt=0, description="A running job is lost if not renewed this long.")
+    lease_renew_s: float = Field(10.0, gt=0, description="How often running jobs renew leases.")
+    hard_timeout_grace_s: float = Field(
+        10.0, ge=0, description="Seconds after `timeout_s` before the process is killed."
+    )
+
+    @model_validator(mode="after")
+    def _renew_before_expiry(self) -> WorkerSettings:
+        if self.lease_renew_s >= self.lease_s:
+            raise ValueError("lease_renew_s must be < lease_s")
+        return self
+
+
+class SchedulerSettings(_Section):
+    """The scheduler loop: outbox re-dispatch, retries and the reaper."""
+
+    poll_interval_s: float = Field(0.5, gt=0, description="Seconds between scheduler ticks.")
+    dispatch_grace_s: float = Field(
+        5.0, ge=0, description="A queued job unpublished this long is published again."
+    )
+    worker_dead_after_s: float = Field(
+        30.0, gt=0, description="A worker silent this long is reported dead."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything jobyard reads from its environment, validated once at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    env: Literal["dev", "prod"] = Field("dev", description="`prod` refuses unsafe defaults.")
+    data_dir: Path = Field(Path(".jobyard"), description="Embedded database and Redis files.")
+    database_url: str | None = Field(
+        None, description="postgresql://… or sqlite:///…; unset: SQLite in data_dir."
+    )
+    broker_url: str | None = Field(
+        None, description="redis://… or amqp://…; unset: embedded Redis in data_dir."
+    )
+    yard: str | None = Field(None, description="Import path of your Yard, `package.module:yard`.")
+    queue_prefix: str = Field(
+        "jobyard", pattern=r"^[A-Za-z0-9_.-]+$", description="Prefix of default queue names."
+    )
+    web: WebSettings = Field(default_factory=lambda: WebSettings())
+    worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
+    scheduler: SchedulerSettings = Field(default_factory=lambda: SchedulerSettings())
+    pools: dict[str, PoolConfig] = Field(default_factory=dict, description="Worker pools.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        del dotenv_settings, file_secret_settings
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("pools")
+    @classmethod
+    def _pool_names(cls, pools: dict[str, PoolConfig]) -> dict[str, PoolConfig]:
+        for name in pools:
+            if not re.match(POOL_NAME_PATTERN, name) or len(name) > 40:
+                raise ValueError(
+                    f"pool name '{name}' must be lowercase letters, digits and '-' "
+                    "(a DNS-1123 label of at most 40 characters)"
+                )
+        return pools
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, url: str | None) -> str | None:
+        return _check_scheme(url, DATABASE_SCHEMES, "postgresql://user@host/db or sqlite:///path")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, url: str | None) -> str | None:
+        return _check_scheme(url, BROKER_SCHEMES, "redis://host:6379/0 or amqp://user:pw@host//")
+
+    # -- derived values ------------------------------------------------------------------------
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        """`data_dir` as an absolute path."""
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL of the job database (embedded SQLite when unset)."""
+        if self.database_url is None:
+            return f"sqlite:///{self.resolved_data_dir / 'jobyard.db'}"
+        scheme, _, rest = self.database_url.partition("://")
+        if scheme in {"postgresql", "postgres"}:
+            return f"postgresql+psycopg://{rest}"
+        return self.database_url
+
+    @property
+    def embedded_broker(self) -> bool:
+        """Whether the broker is the private Redis that `jobyard up` starts."""
+        return self.broker_url is None
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        """Unix socket of the embedded Redis."""
+        return self.resolved_data_dir / "redis.sock"
+
+    @property
+    def broker(self) -> str:
+        """The broker URL (embedded Redis socket when unset)."""
+        if self.broker_url is None:
+            return f"redis+socket://{self.embedded_redis_socket}"
+        return self.broker_url
+
+    @property
+    def broker_is_redis(self) -> bool:
+        """Whether the broker speaks Redis (priorities are then emulated with lists)."""
+        return self.broker.split("://", 1)[0].startswith("redis")
+
+    def queue_for(self, pool: str) -> str:
+        """The queue name of a declared pool."""
+        config = self.pools[pool]
+        return queue_name(self.queue_prefix, pool, config.queue)
+
+
+def _check_scheme(url: str | None, allowed: set[str], example: str) -> str | None:
+    if url is None:
+        return None
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in allowed:
+        raise ValueError(f"unsupported URL scheme '{scheme}': use {example}")
+    return url
+
+
+def find_config_file(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The config file to read: `--config`, else $JOBYARD_CONFIG, else ./jobyard.toml if any."""
+    chosen = explicit or environ.get(CONFIG_ENV)
+    if chosen:
+        path = Path(chosen).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist: check --config or ${CONFIG_ENV}")
+        return path.resolve()
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default.resolve() if default.is_file() else None
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read and validate settings.
+
+    Args:
+        config_file: path of jobyard.toml; default $JOBYARD_CONFIG or ./jobyard.toml.
+        environ: environment to read (default `os.environ`); only `JOBYARD_*` keys matter.
+        overrides: highest-priority values, as constructor arguments.
+
+    Raises:
+        ConfigError: naming each invalid key by its dotted path.
+    """
+    env = os.environ if environ is None else environ
+    path = find_config_file(config_file, env)
+    if path is not None:
+        _check_toml_syntax(path)
+    loaded_cls = type(
+        "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}}
+    )
+    scoped = _scoped_environ(env)
+    try:
+        with scoped:
+            return loaded_cls(**overrides)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path)) from exc
+
+
+class _scoped_environ:  # noqa: N801 - used as a context manager, reads like a function
+    """Swap os.environ for `environ` while pydantic-settings reads it."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._saved: dict[str, str] | None = None
+
+    def __enter__(self) -> None:
+        if self._environ is os.environ:
+            return
+        self._saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self._environ)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is not None:
+            os.environ.clear()
+            os.environ.update(self._saved)
+
+
+def _check_toml_syntax(path: Path) -> None:
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+_MESSAGES = {
+    "greater_than_equal": "must be ≥ {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be ≤ {le}",
+    "less_than": "must be < {lt}",
+    "extra_forbidden": "unknown key (check the spelling against the config reference)",
+    "missing": "is required",
+}
+
+
+def format_validation_error(exc: ValidationError, source: Path | None = None) -> str:
+    """One line per problem: `dotted.path: what is wrong (got value)`."""
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "(root)"
+        template = _MESSAGES.get(error["type"])
+        ctx = error.get("ctx") or {}
+        message = template.format(**ctx) if template else error["msg"].removeprefix("Value error, ")
+        got = error.get("input")
+        suffix = (
+            f" (got {got!r})"
+            if error["type"] not in {"extra_forbidden", "missing"} and _is_scalar(got)
+            else ""
+        )
+        lines.append(f"{path}: {message}{suffix}")
+    where = f" in {source}" if source else ""
+    return f"invalid configuration{where}:\n  " + "\n  ".join(lines)
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)

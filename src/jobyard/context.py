@@ -1,0 +1,53 @@
+"""What a running job sees: `JobContext`, and `Retry` to ask for another attempt."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+
+class Retry(Exception):  # noqa: N818 - control flow, named for what the job asks for
+    """Raised by job code to be tried again after `after_s` seconds.
+
+    It counts as an attempt and obeys the job type's retry limit, but is logged at info level
+    rather than as an error.
+    """
+
+    def __init__(self, reason: str = "retry requested", *, after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.after_s = after_s
+
+
+class JobHooks(Protocol):
+    """The execution layer's side of a JobContext."""
+
+    def report_progress(self, fraction: float, message: str | None) -> None:
+        """Store the job's progress."""
+
+    def is_cancelled(self) -> bool:
+        """Whether cancellation of the job was requested."""
+
+
+class JobContext:
+    """Passed to job functions that declare a `ctx` parameter.
+
+    Attributes:
+        job_id: the job's id.
+        attempt: the attempt number, starting at 1.
+        log: a logger whose records are stored with the job and shown by `jobyard jobs logs`.
+    """
+
+    def __init__(self, job_id: str, attempt: int, log: logging.Logger, hooks: JobHooks) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.log = log
+        self._hooks = hooks
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Report progress as a fraction in [0, 1] with an optional status message."""
+        self._hooks.report_progress(min(max(float(fraction), 0.0), 1.0), message)
+
+    def cancelled(self) -> bool:
+        """Whether someone cancelled this job; long jobs should check and return early."""
+        return self._hooks.is_cancelled()

@@ -1,0 +1,1 @@
+"""Durable state: SQLAlchemy models, queries per aggregate, Alembic migrations."""

@@ -1,0 +1,327 @@
+"""Queries on jobs and their attempts. `transition()` is the only writer of `state`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+
+from jobyard.domain.states import JobState, is_allowed
+from jobyard.errors import JobNotFound
+from jobyard.store.db import Database
+from jobyard.store.models import attempts_table, jobs_table
+from jobyard.store.records import AttemptRecord, JobRecord, PoolStats
+
+J = jobs_table.c
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """What the broker needs to deliver one queued job."""
+
+    id: uuid.UUID
+    queue: str
+    priority: int
+    timeout_s: float
+
+
+def transition(
+    conn: Connection,
+    job_id: uuid.UUID,
+    *,
+    source: JobState,
+    target: JobState,
+    now: datetime,
+    attempt: int | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> JobRecord | None:
+    """Move one job from `source` to `target` if it is still there (compare-and-set).
+
+    Args:
+        conn: an open write transaction.
+        job_id: the job.
+        source: the state the caller saw; the update applies only if it is unchanged.
+        target: the new state; (source, target) must be in `domain.states.TRANSITIONS`.
+        now: the time of the change.
+        attempt: when given, the update also requires this attempt number, so a stale
+            attempt (a worker that lost its lease) cannot finish a job taken over since.
+        values: other columns to set in the same statement.
+
+    Returns:
+        The updated job, or None when the guard rejected the change.
+
+    Raises:
+        ValueError: for a (source, target) pair the state table forbids; a programming error.
+    """
+    if not is_allowed(source, target):
+        raise ValueError(f"transition {source.value} -> {target.value} is not allowed")
+    guard = [J.id == job_id, J.state == source.value]
+    if attempt is not None:
+        guard.append(J.attempt == attempt)
+    statement = (
+        update(jobs_table)
+        .where(*guard)
+        .values(state=target.value, updated_at=now, **dict(values or {}))
+        .returning(*jobs_table.c)
+    )
+    row = conn.execute(statement).mappings().first()
+    return JobRecord.from_row(row) if row is not None else None
+
+
+def insert_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new queued jobs in one multi-row statement per chunk."""
+    chunk = 500
+    for start in range(0, len(rows), chunk):
+        conn.execute(insert(jobs_table), list(rows[start : start + chunk]))
+
+
+def by_idempotency_keys(conn: Connection, keys: Iterable[str]) -> dict[str, JobRecord]:
+    """Existing jobs holding any of `keys`."""
+    wanted = list(set(keys))
+    found: dict[str, JobRecord] = {}
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        rows = conn.execute(select(jobs_table).where(J.idempotency_key.in_(part))).mappings()
+        for row in rows:
+            record = JobRecord.from_row(row)
+            found[str(record.idempotency_key)] = record
+    return found
+
+
+def fetch(conn: Connection, job_id: uuid.UUID) -> JobRecord | None:
+    """The job, or None."""
+    row = conn.execute(select(jobs_table).where(J.id == job_id)).mappings().first()
+    return JobRecord.from_row(row) if row is not None else None
+
+
+def get(db: Database, job_id: uuid.UUID) -> JobRecord:
+    """The job.
+
+    Raises:
+        JobNotFound: when no job has this id.
+    """
+    with db.read() as conn:
+        record = fetch(conn, job_id)
+    if record is None:
+        raise JobNotFound(f"no job with id {job_id}", id=str(job_id))
+    return record
+
+
+def attempts(conn: Connection, job_id: uuid.UUID) -> list[AttemptRecord]:
+    """Finished attempts of a job, oldest first."""
+    rows = conn.execute(
+        select(attempts_table)
+        .where(attempts_table.c.job_id == job_id)
+        .order_by(attempts_table.c.attempt)
+    ).mappings()
+    return [
+        AttemptRecord(**{k: row[k] for k in AttemptRecord.__slots__})  # type: ignore[arg-type]
+        for row in rows
+    ]
+
+
+def record_attempt(
+    conn: Connection,
+    job: JobRecord,
+    *,
+    outcome: str,
+    finished_at: datetime,
+    error: str | None = None,
+    error_type: str | None = None,
+    traceback: str | None = None,
+) -> None:
+    """Store how `job.attempt` ended (same transaction as the state change)."""
+    conn.execute(
+        insert(attempts_table).values(
+            job_id=job.id,
+            attempt=job.attempt,
+            outcome=outcome,
+            worker=job.lease_owner,
+            started_at=job.started_at,
+            finished_at=finished_at,
+            error=error,
+            error_type=error_type,
+            traceback=traceback,
+        )
+    )
+
+
+def page(
+    conn: Connection,
+    *,
+    state: JobState | None = None,
+    type_: str | None = None,
+    pool: str | None = None,
+    before: uuid.UUID | None = None,
+    limit: int = 50,
+) -> list[JobRecord]:
+    """Newest jobs first (ids are time-ordered), optionally before the cursor id."""
+    query = select(jobs_table).order_by(J.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(J.state == state.value)
+    if type_ is not None:
+        query = query.where(J.type == type_)
+    if pool is not None:
+        query = query.where(J.pool == pool)
+    if before is not None:
+        query = query.where(J.id < before)
+    return [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
+
+
+def mark_dispatched(conn: Connection, ids: Sequence[uuid.UUID], now: datetime) -> None:
+    """Note that the current queued state of these jobs reached the broker."""
+    for start in range(0, len(ids), 500):
+        conn.execute(
+            update(jobs_table)
+            .where(
+                J.id.in_(ids[start : start + 500]),
+                J.state == JobState.QUEUED.value,
+                J.dispatched_at.is_(None),
+            )
+            .values(dispatched_at=now)
+        )
+
+
+def undispatched(conn: Connection, *, updated_before: datetime, limit: int) -> list[Dispatch]:
+    """Queued jobs whose message never reached the broker (the outbox backlog)."""
+    rows = conn.execute(
+        select(J.id, J.queue, J.priority, J.timeout_s)
+        .where(
+            J.state == JobState.QUEUED.value,
+            J.dispatched_at.is_(None),
+            J.updated_at < updated_before,
+        )
+        .order_by(J.id)
+        .limit(limit)
+    )
+    return [Dispatch(row.id, row.queue, row.priority, row.timeout_s) for row in rows]
+
+
+def due_retries(conn: Connection, *, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Jobs waiting in `retrying` whose backoff has passed."""
+    rows = conn.execute(
+        select(J.id)
+        .where(J.state == JobState.RETRYING.value, J.run_after <= now)
+        .order_by(J.run_after)
+        .limit(limit)
+    )
+    return [row.id for row in rows]
+
+
+def expired_leases(conn: Connection, *, now: datetime, limit: int) -> list[JobRecord]:
+    """Running jobs whose worker stopped renewing their lease (worker died)."""
+    rows = conn.execute(
+        select(jobs_table)
+        .where(J.state == JobState.RUNNING.value, J.lease_expires_at < now)
+        .limit(limit)
+    ).mappings()
+    return [JobRecord.from_row(row) for row in rows]
+
+
+def running(conn: Connection, *, limit: int) -> list[JobRecord]:
+    """Running jobs (the reaper checks each against its timeout)."""
+    rows = conn.execute(
+        select(jobs_table).where(J.state == JobState.RUNNING.value).limit(limit)
+    ).mappings()
+    return [JobRecord.from_row(row) for row in rows]
+
+
+def renew_leases(
+    conn: Connection, leases: Mapping[uuid.UUID, int], owner: str, until: datetime
+) -> set[uuid.UUID]:
+    """Extend the leases this process holds; returns the jobs it still owns and runs."""
+    kept: set[uuid.UUID] = set()
+    for job_id, attempt in leases.items():
+        row = conn.execute(
+            update(jobs_table)
+            .where(
+                J.id == job_id,
+                J.state == JobState.RUNNING.value,
+                J.attempt == attempt,
+                J.lease_owner == owner,
+            )
+            .values(lease_expires_at=until)
+            .returning(J.id)
+        ).first()
+        if row is not None:
+            kept.add(job_id)
+    return kept
+
+
+def set_progress(
+    conn: Connection,
+    job_id: uuid.UUID,
+    attempt: int,
+    fraction: float,
+    message: str | None,
+    now: datetime,
+) -> bool:
+    """Store progress of the running attempt; False if the job is no longer running it."""
+    result = conn.execute(
+        update(jobs_table)
+        .where(J.id == job_id, J.state == JobState.RUNNING.value, J.attempt == attempt)
+        .values(progress=fraction, progress_message=message, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def pool_stats(conn: Connection) -> dict[str, PoolStats]:
+    """Queued, running and retrying counts and oldest queued time per pool."""
+    active = [JobState.QUEUED.value, JobState.RUNNING.value, JobState.RETRYING.value]
+    rows = conn.execute(
+        select(J.pool, J.state, func.count(), func.min(J.updated_at))
+        .where(J.state.in_(active))
+        .group_by(J.pool, J.state)
+    )
+    stats: dict[str, dict[str, Any]] = {}
+    for pool, state, count, oldest in rows:
+        entry = stats.setdefault(pool, {"queued": 0, "running": 0, "retrying": 0, "oldest": None})
+        entry[state] = count
+        if state == JobState.QUEUED.value:
+            entry["oldest"] = _aware(oldest)
+    return {
+        pool: PoolStats(pool, e["queued"], e["running"], e["retrying"], e["oldest"])
+        for pool, e in stats.items()
+    }
+
+
+def counts(conn: Connection) -> list[tuple[str, str, str, int]]:
+    """(state, type, pool, count) over all jobs, for metrics."""
+    rows = conn.execute(
+        select(J.state, J.type, J.pool, func.count()).group_by(J.state, J.type, J.pool)
+    )
+    return [(state, type_, pool, count) for state, type_, pool, count in rows]
+
+
+def finished_between(
+    conn: Connection, *, after: datetime, until: datetime
+) -> list[tuple[uuid.UUID, str, str, str, float]]:
+    """(id, type, pool, state, run seconds) of jobs that finished in (after, until]."""
+    rows = conn.execute(
+        select(J.id, J.type, J.pool, J.state, J.started_at, J.finished_at).where(
+            and_(J.finished_at > after, J.finished_at <= until, J.started_at.is_not(None))
+        )
+    )
+    out = []
+    for row in rows:
+        started, finished = _aware(row.started_at), _aware(row.finished_at)
+        if started is not None and finished is not None:
+            seconds = (finished - started).total_seconds()
+            out.append((row.id, row.type, row.pool, row.state, seconds))
+    return out
+
+
+def _aware(value: Any) -> datetime | None:
+    """Aggregates bypass the column type on SQLite; restore UTC there."""
+    from datetime import UTC  # noqa: PLC0415
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

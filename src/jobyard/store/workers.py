@@ -1,0 +1,39 @@
+"""Worker registrations and heartbeats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, select, update
+
+from jobyard.store.models import workers_table
+from jobyard.store.records import WorkerRecord
+
+W = workers_table.c
+
+
+def heartbeat(conn: Connection, worker: WorkerRecord, now: datetime) -> None:
+    """Register the worker on first call, then move its heartbeat forward."""
+    result = conn.execute(
+        update(workers_table)
+        .where(W.id == worker.id)
+        .values(heartbeat_at=now, stopped_at=None, concurrency=worker.concurrency)
+    )
+    if not result.rowcount:
+        values = {name: getattr(worker, name) for name in WorkerRecord.__slots__}
+        values.update(heartbeat_at=now, stopped_at=None)
+        conn.execute(workers_table.insert().values(**values))
+
+
+def stopped(conn: Connection, worker_id: str, now: datetime) -> None:
+    """Mark a worker as cleanly stopped."""
+    conn.execute(update(workers_table).where(W.id == worker_id).values(stopped_at=now))
+
+
+def listing(conn: Connection, *, seen_after: datetime | None = None) -> list[WorkerRecord]:
+    """Workers, most recently seen first; optionally only those seen after a time."""
+    query = select(workers_table).order_by(W.heartbeat_at.desc())
+    if seen_after is not None:
+        query = query.where(W.heartbeat_at > seen_after)
+    rows = conn.execute(query).mappings()
+    return [WorkerRecord(**{k: row[k] for k in WorkerRecord.__slots__}) for row in rows]
