@@ -117,6 +117,9 @@ class WorkerSettings(_Section):
     hard_timeout_grace_s: float = Field(
         10.0, ge=0, description="Seconds after `timeout_s` before the process is killed."
     )
+    lost_attempts_max: int = Field(
+        3, ge=1, description="Attempts a job gets when its workers keep dying (poison guard)."
+    )
 
     @model_validator(mode="after")
     def _renew_before_expiry(self) -> WorkerSettings:

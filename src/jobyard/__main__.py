@@ -1,0 +1,8 @@
+"""`python -m jobyard` runs the CLI."""
+
+from __future__ import annotations
+
+from jobyard.cli.main import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""`create_app(settings)`: the FastAPI application with its lifespan-owned runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from jobyard.api import problems
+from jobyard.api.metrics import make_registry
+from jobyard.api.routes import health, jobs, pools
+from jobyard.app import Yard
+from jobyard.config import Settings
+from jobyard.runtime import Runtime
+
+
+def create_app(settings: Settings, *, yard: Yard | None = None) -> FastAPI:
+    """Build the web app; the database and broker connect when the app starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.open(settings, yard=yard)
+        app.state.runtime = runtime
+        app.state.metrics = make_registry(runtime)
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(
+        title="jobyard",
+        version="0.1.0",
+        description="Submit, follow and control background jobs.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.include_router(jobs.router)
+    app.include_router(pools.router)
+    app.include_router(health.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(app.state.metrics), media_type=CONTENT_TYPE_LATEST)
+
+    return app

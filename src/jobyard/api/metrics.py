@@ -1,0 +1,118 @@
+"""Prometheus metrics, read from the job database at scrape time.
+
+The database is the source of truth, so any web replica reports the same numbers. Durations are
+accumulated from jobs that finished since this process started (a restart resets the counters,
+which Prometheus' `rate()` handles).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from jobyard.api.routes.pools import alive_workers
+from jobyard.runtime import Runtime
+from jobyard.store import jobs, workers
+
+METRIC_PREFIX = "jobyard"
+DURATION_BUCKETS_S = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+#: Finished jobs are counted once their commit is surely visible.
+SCAN_LAG_S = 5.0
+
+
+class _Histogram:
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(DURATION_BUCKETS_S) + 1)
+        self.total_s = 0.0
+
+    def observe(self, seconds: float) -> None:
+        for index, bound in enumerate(DURATION_BUCKETS_S):
+            if seconds <= bound:
+                self.buckets[index] += 1
+        self.buckets[-1] += 1
+        self.total_s += seconds
+
+
+class JobyardCollector(Collector):
+    """Collects job, pool and worker metrics from the database."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._lock = threading.Lock()
+        self._scanned_until = runtime.clock() - timedelta(seconds=SCAN_LAG_S)
+        self._durations: dict[tuple[str, str, str], _Histogram] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        with self._runtime.db.read() as conn:
+            counts = jobs.counts(conn)
+            stats = jobs.pool_stats(conn)
+            listing = workers.listing(conn)
+        by_state = GaugeMetricFamily(
+            f"{METRIC_PREFIX}_jobs", "Jobs by state, type and pool.",
+            labels=["state", "type", "pool"],
+        )
+        for state, type_, pool, count in counts:
+            by_state.add_metric([state, type_, pool], count)
+        yield by_state
+        yield from self._pool_metrics(stats, listing)
+        yield self._duration_metric()
+
+    def _pool_metrics(self, stats: dict[str, jobs.PoolStats], listing: list) -> Iterator[Metric]:  # type: ignore[type-arg]
+        now = self._runtime.clock()
+        depth = GaugeMetricFamily(
+            f"{METRIC_PREFIX}_queue_depth", "Queued jobs per pool.", labels=["pool"]
+        )
+        running = GaugeMetricFamily(
+            f"{METRIC_PREFIX}_jobs_running", "Running jobs per pool.", labels=["pool"]
+        )
+        oldest = GaugeMetricFamily(
+            f"{METRIC_PREFIX}_oldest_queued_age_seconds",
+            "Age of the oldest queued job per pool.", labels=["pool"],
+        )
+        alive = GaugeMetricFamily(
+            f"{METRIC_PREFIX}_workers_alive", "Workers with a fresh heartbeat.", labels=["pool"]
+        )
+        alive_counts = Counter(w.pool for w in alive_workers(self._runtime, listing))
+        for pool in self._runtime.settings.pools:
+            stat = stats.get(pool)
+            depth.add_metric([pool], stat.queued if stat else 0)
+            running.add_metric([pool], stat.running if stat else 0)
+            age = (now - stat.oldest_queued_at).total_seconds() if stat and stat.oldest_queued_at else 0
+            oldest.add_metric([pool], age)
+            alive.add_metric([pool], alive_counts[pool])
+        yield from (depth, running, oldest, alive)
+
+    def _duration_metric(self) -> Metric:
+        until = self._runtime.clock() - timedelta(seconds=SCAN_LAG_S)
+        with self._lock:
+            if until > self._scanned_until:
+                with self._runtime.db.read() as conn:
+                    finished = jobs.finished_between(conn, after=self._scanned_until, until=until)
+                for _id, type_, pool, state, seconds in finished:
+                    self._durations.setdefault((type_, pool, state), _Histogram()).observe(seconds)
+                self._scanned_until = until
+            family = HistogramMetricFamily(
+                f"{METRIC_PREFIX}_job_duration_seconds",
+                "Run time of finished jobs (last attempt), since this process started.",
+                labels=["type", "pool", "state"],
+            )
+            for labels, histogram in sorted(self._durations.items()):
+                bounds = [*(f"{b:g}" for b in DURATION_BUCKETS_S), "+Inf"]
+                family.add_metric(
+                    list(labels), list(zip(bounds, histogram.buckets, strict=True)),
+                    histogram.total_s,
+                )
+        return family
+
+
+def make_registry(runtime: Runtime) -> CollectorRegistry:
+    """A registry of this app's own (no process-global registry)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(JobyardCollector(runtime))
+    return registry

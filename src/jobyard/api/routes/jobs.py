@@ -1,0 +1,112 @@
+"""`/api/v1/jobs`: submit, list, inspect, follow logs, cancel, retry."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from jobyard import actions
+from jobyard.api.deps import RuntimeDep
+from jobyard.api.schemas import (
+    BatchCreated,
+    JobBatchCreate,
+    JobCreate,
+    JobPublic,
+    JobsPage,
+    LogPublic,
+    LogsPage,
+    Problem,
+)
+from jobyard.dispatch import submit
+from jobyard.domain.limits import MAX_PAGE_SIZE
+from jobyard.domain.states import JobState
+from jobyard.store import jobs, logs
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": Problem} for code in (400, 404, 409, 413, 422)
+}
+
+
+def _request(body: JobCreate) -> submit.JobRequest:
+    return submit.JobRequest(body.type, body.args, body.priority, body.idempotency_key)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+def create_job(body: JobCreate, runtime: RuntimeDep, response: Response) -> JobPublic:
+    """Submit a job. 201 when created; 200 with the stored job when the idempotency key matched."""
+    outcome = submit.submit_one(runtime, _request(body), submitted_by="api")
+    if not outcome.created:
+        response.status_code = status.HTTP_200_OK
+    return JobPublic.of(outcome.job)
+
+
+@router.post("/batch", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+def create_batch(body: JobBatchCreate, runtime: RuntimeDep) -> BatchCreated:
+    """Submit up to 10,000 jobs in one transaction: all are stored, or none."""
+    outcome = submit.submit_many(
+        runtime, [_request(job) for job in body.jobs], submitted_by="api"
+    )
+    return BatchCreated(
+        created=sum(1 for s in outcome if s.created), jobs=[JobPublic.of(s.job) for s in outcome]
+    )
+
+
+@router.get("", responses=ERRORS)
+def list_jobs(
+    runtime: RuntimeDep,
+    state: JobState | None = None,
+    type: Annotated[str | None, Query(max_length=200)] = None,  # noqa: A002
+    pool: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+) -> JobsPage:
+    """Jobs, newest first, filtered by state, type and pool."""
+    with runtime.db.read() as conn:
+        items = jobs.page(
+            conn, state=state, type_=type, pool=pool, before=cursor, limit=limit + 1
+        )
+    more = len(items) > limit
+    items = items[:limit]
+    return JobsPage(
+        items=[JobPublic.of(j) for j in items], next_cursor=items[-1].id if more else None
+    )
+
+
+@router.get("/{job_id}", responses=ERRORS)
+def get_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobPublic:
+    """One job with every finished attempt."""
+    record = jobs.get(runtime.db, job_id)
+    with runtime.db.read() as conn:
+        attempts = jobs.attempts(conn, job_id)
+    return JobPublic.of(record, attempts)
+
+
+@router.get("/{job_id}/logs", responses=ERRORS)
+def get_logs(
+    job_id: uuid.UUID,
+    runtime: RuntimeDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> LogsPage:
+    """Log lines the job wrote, after the `after` cursor."""
+    jobs.get(runtime.db, job_id)
+    with runtime.db.read() as conn:
+        items = logs.page(conn, job_id, after_id=after, limit=limit)
+    return LogsPage(
+        items=[LogPublic.of(i) for i in items], next_cursor=items[-1].id if items else after
+    )
+
+
+@router.post("/{job_id}/cancel", responses=ERRORS)
+def cancel_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobPublic:
+    """Cancel a queued, retrying or running job."""
+    return JobPublic.of(actions.cancel(runtime, job_id))
+
+
+@router.post("/{job_id}/retry", responses=ERRORS)
+def retry_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobPublic:
+    """Queue a failed or cancelled job again."""
+    return JobPublic.of(actions.retry(runtime, job_id))

@@ -1,0 +1,81 @@
+"""`/api/v1/pools`, `/api/v1/workers`, `/api/v1/job-types`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from fastapi import APIRouter
+
+from jobyard.api.deps import RuntimeDep
+from jobyard.api.schemas import JobTypePublic, PoolPublic, WorkerPublic
+from jobyard.runtime import Runtime
+from jobyard.store import jobs, workers
+from jobyard.store.records import WorkerRecord
+
+router = APIRouter(prefix="/api/v1", tags=["pools"])
+
+
+def alive_workers(runtime: Runtime, listing: list[WorkerRecord]) -> list[WorkerRecord]:
+    """Workers that beat recently and did not stop."""
+    cutoff = runtime.clock() - timedelta(seconds=runtime.settings.scheduler.worker_dead_after_s)
+    return [w for w in listing if w.stopped_at is None and w.heartbeat_at > cutoff]
+
+
+@router.get("/pools")
+def list_pools(runtime: RuntimeDep) -> list[PoolPublic]:
+    """Every declared pool with queued, running and live worker counts."""
+    now = runtime.clock()
+    with runtime.db.read() as conn:
+        stats = jobs.pool_stats(conn)
+        listing = workers.listing(conn)
+    alive = Counter(w.pool for w in alive_workers(runtime, listing))
+    types: dict[str, list[str]] = {}
+    for job in runtime.yard.jobs.values():
+        types.setdefault(job.pool, []).append(job.name)
+    out = []
+    for name, config in runtime.settings.pools.items():
+        stat = stats.get(name)
+        oldest = stat.oldest_queued_at if stat else None
+        out.append(
+            PoolPublic(
+                name=name,
+                queue=runtime.settings.queue_for(name),
+                mode=config.mode,
+                concurrency=config.concurrency,
+                celery_pool=config.celery_pool,
+                queued=stat.queued if stat else 0,
+                running=stat.running if stat else 0,
+                retrying=stat.retrying if stat else 0,
+                workers_alive=alive[name],
+                oldest_queued_age_s=(now - oldest).total_seconds() if oldest else None,
+                job_types=sorted(types.get(name, [])),
+            )
+        )
+    return out
+
+
+@router.get("/workers")
+def list_workers(runtime: RuntimeDep) -> list[WorkerPublic]:
+    """Worker processes seen in the last hour, alive ones marked."""
+    since = runtime.clock() - timedelta(hours=1)
+    with runtime.db.read() as conn:
+        listing = workers.listing(conn, seen_after=since)
+    alive = {w.id for w in alive_workers(runtime, listing)}
+    return [WorkerPublic.of(w, alive=w.id in alive) for w in listing]
+
+
+@router.get("/job-types")
+def list_job_types(runtime: RuntimeDep) -> list[JobTypePublic]:
+    """Registered job types and the JSON schema of their arguments."""
+    return [
+        JobTypePublic(
+            name=job.name,
+            pool=job.pool,
+            retries=job.retry.retries,
+            timeout_s=job.timeout_s,
+            priority=job.priority,
+            args_schema=job.args_model.model_json_schema(),
+        )
+        for job in sorted(runtime.yard.jobs.values(), key=lambda j: j.name)
+    ]

@@ -1,0 +1,177 @@
+"""Request and response bodies, separate from the database models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobyard.domain.limits import MAX_PRIORITY, MIN_PRIORITY
+from jobyard.domain.states import JobState
+from jobyard.store.records import AttemptRecord, JobRecord, LogRecord, WorkerRecord
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobCreate(_Body):
+    """A job to submit."""
+
+    type: str = Field(min_length=1, max_length=200, description="Registered job type name.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Arguments (≤ 1 MiB JSON).")
+    priority: int | None = Field(
+        None, ge=MIN_PRIORITY, le=MAX_PRIORITY, description="0 (low) to 9 (high)."
+    )
+    idempotency_key: str | None = Field(
+        None, min_length=1, max_length=200, description="Same key, same job: no duplicate."
+    )
+
+
+class JobBatchCreate(_Body):
+    """Up to 10,000 jobs submitted in one transaction."""
+
+    jobs: list[JobCreate]
+
+
+class AttemptPublic(BaseModel):
+    """One finished attempt."""
+
+    attempt: int
+    outcome: str
+    worker: str | None
+    started_at: datetime | None
+    finished_at: datetime
+    error: str | None
+    error_type: str | None
+    traceback: str | None
+
+    @classmethod
+    def of(cls, record: AttemptRecord) -> AttemptPublic:
+        return cls(**{name: getattr(record, name) for name in AttemptRecord.__slots__})
+
+
+class JobPublic(BaseModel):
+    """A job as the API shows it."""
+
+    id: uuid.UUID
+    type: str
+    pool: str
+    queue: str
+    state: JobState
+    args: dict[str, Any]
+    priority: int
+    attempt: int
+    max_attempts: int
+    timeout_s: float
+    progress: float | None
+    progress_message: str | None
+    result: Any = None
+    error: str | None
+    error_type: str | None
+    traceback: str | None
+    idempotency_key: str | None
+    submitted_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    run_after: datetime | None
+    attempts: list[AttemptPublic] | None = None
+
+    @classmethod
+    def of(cls, record: JobRecord, attempts: list[AttemptRecord] | None = None) -> JobPublic:
+        fields = {name: getattr(record, name) for name in cls.model_fields if name != "attempts"}
+        listed = [AttemptPublic.of(a) for a in attempts] if attempts is not None else None
+        return cls(**fields, attempts=listed)
+
+
+class JobsPage(BaseModel):
+    """A page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
+
+    items: list[JobPublic]
+    next_cursor: uuid.UUID | None
+
+
+class BatchCreated(BaseModel):
+    """The stored jobs of a batch, in request order."""
+
+    created: int
+    jobs: list[JobPublic]
+
+
+class LogPublic(BaseModel):
+    """A log line of a job."""
+
+    id: int
+    attempt: int
+    created_at: datetime
+    level: str
+    message: str
+
+    @classmethod
+    def of(cls, record: LogRecord) -> LogPublic:
+        return cls(**{name: getattr(record, name) for name in LogRecord.__slots__})
+
+
+class LogsPage(BaseModel):
+    """Log lines in write order; pass `next_cursor` as `after` to follow."""
+
+    items: list[LogPublic]
+    next_cursor: int
+
+
+class PoolPublic(BaseModel):
+    """A pool's configuration and live numbers."""
+
+    name: str
+    queue: str
+    mode: str
+    concurrency: int
+    celery_pool: str
+    queued: int
+    running: int
+    retrying: int
+    workers_alive: int
+    oldest_queued_age_s: float | None
+    job_types: list[str]
+
+
+class WorkerPublic(BaseModel):
+    """A worker process."""
+
+    id: str
+    pool: str
+    hostname: str
+    pid: int
+    concurrency: int
+    celery_pool: str
+    queue: str
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+    alive: bool
+
+    @classmethod
+    def of(cls, record: WorkerRecord, *, alive: bool) -> WorkerPublic:
+        return cls(**{n: getattr(record, n) for n in WorkerRecord.__slots__}, alive=alive)
+
+
+class JobTypePublic(BaseModel):
+    """A registered job type and its argument schema."""
+
+    name: str
+    pool: str
+    retries: int
+    timeout_s: float
+    priority: int
+    args_schema: dict[str, Any]
+
+
+class Problem(BaseModel):
+    """Every error response: a stable `code` and a message that says what to fix."""
+
+    code: str
+    message: str

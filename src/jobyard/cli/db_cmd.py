@@ -1,0 +1,38 @@
+"""`jobyard db`: schema migrations."""
+
+from __future__ import annotations
+
+import typer
+
+from jobyard.cli.output import console
+from jobyard.cli.state import state_of
+from jobyard.store import migrate
+from jobyard.store.db import Database
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def upgrade(ctx: typer.Context) -> None:
+    """Create or migrate the job tables to the newest schema."""
+    settings = state_of(ctx).settings()
+    if settings.database_url is None:
+        settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database)
+    try:
+        db.ping()
+        migrate.upgrade(db)
+        console().print(f"database at revision {migrate.current_revision(db)}")
+    finally:
+        db.close()
+
+
+@db_app.command("current")
+def current(ctx: typer.Context) -> None:
+    """Show the database's schema revision and the newest one."""
+    db = Database(state_of(ctx).settings().database)
+    try:
+        db.ping()
+        console().print(f"current: {migrate.current_revision(db)}  head: {migrate.head_revision(db)}")
+    finally:
+        db.close()

@@ -1,0 +1,108 @@
+"""The Typer root: options shared by every command, error rendering, exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from jobyard.cli import config_cmd, db_cmd, exitcodes, jobs_cmd, processes, up_cmd
+from jobyard.cli.output import causes, console
+from jobyard.cli.state import CliState
+from jobyard.errors import ConfigError, JobyardError, ServiceUnavailable
+
+EPILOG = """\b
+Examples:
+  jobyard up --demo                         everything on this machine, demo jobs loaded
+  jobyard submit demo.echo --args '{"message": "hi"}' --wait
+  jobyard jobs ls --state failed            what went wrong
+  jobyard worker --pool media               one worker of the media pool
+  JOBYARD_DATABASE_URL=postgresql://postgres@localhost/jobyard jobyard db upgrade
+"""
+
+app = typer.Typer(
+    name="jobyard",
+    help="Background jobs with durable records, worker pools and a web API.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", envvar="JOBYARD_CONFIG", help="Path of jobyard.toml."),
+    ] = None,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More output; -v shows tracebacks.")
+    ] = 0,
+) -> None:
+    """Background jobs with durable records, worker pools and a web API."""
+    ctx.obj = CliState(config=config, verbose=verbose)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose > 1 else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+app.add_typer(jobs_cmd.jobs_app, name="jobs")
+app.add_typer(config_cmd.config_app, name="config")
+app.add_typer(db_cmd.db_app, name="db")
+app.command("submit")(jobs_cmd.submit)
+app.command("up")(up_cmd.up)
+app.command("web")(processes.web)
+app.command("worker")(processes.worker)
+app.command("scheduler")(processes.scheduler)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command, render errors as one line per cause, exit with a code."""
+    args = sys.argv[1:] if argv is None else argv
+    verbose = any(a in ("-v", "-vv", "--verbose") for a in args)
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="jobyard", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exitcodes.USAGE)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        console(stderr=True).print("interrupted")
+        sys.exit(exitcodes.INTERRUPTED)
+    except JobyardError as exc:
+        sys.exit(_report(exc, verbose))
+    except Exception as exc:  # the last resort: never a bare traceback unless asked
+        err = console(stderr=True)
+        if verbose:
+            err.print(traceback.format_exc(), markup=False)
+        err.print(f"error: unexpected {type(exc).__name__}: {exc}", markup=False)
+        err.print("run again with -v for the traceback", markup=False)
+        sys.exit(exitcodes.FAILURE)
+
+
+def _report(exc: JobyardError, verbose: bool) -> int:
+    err = console(stderr=True)
+    if verbose:
+        err.print(traceback.format_exc(), markup=False)
+    chain = causes(exc)
+    err.print(f"error: {exc.message}", markup=False, style="bold red")
+    for cause in chain[:-1]:
+        if not isinstance(cause, JobyardError):
+            err.print(f"  caused by {type(cause).__name__}: {cause}", markup=False)
+    if isinstance(exc, ConfigError):
+        return exitcodes.USAGE
+    if isinstance(exc, ServiceUnavailable):
+        return exitcodes.UNAVAILABLE
+    return exitcodes.FAILURE

@@ -1,0 +1,73 @@
+"""Rendering for the CLI: tables, job panels, errors with their cause chain."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from jobyard.store.records import JobRecord
+
+STATE_STYLES = {
+    "queued": "cyan",
+    "running": "yellow",
+    "retrying": "magenta",
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "dim",
+}
+
+
+def console(stderr: bool = False) -> Console:
+    """A Rich console (stderr for diagnostics)."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def state_text(state: str) -> str:
+    """A state wrapped in its colour."""
+    return f"[{STATE_STYLES.get(state, 'white')}]{state}[/]"
+
+
+def jobs_table(records: list[JobRecord]) -> Table:
+    """A table of jobs, one per row."""
+    table = Table(box=None, header_style="bold")
+    for column in ("ID", "TYPE", "POOL", "STATE", "ATTEMPT", "PROGRESS", "CREATED"):
+        table.add_column(column)
+    for job in records:
+        progress = f"{job.progress * 100:.0f}%" if job.progress is not None else ""
+        table.add_row(
+            str(job.id), job.type, job.pool, state_text(job.state.value),
+            f"{job.attempt}/{job.max_attempts}", progress,
+            job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    return table
+
+
+def job_details(job: JobRecord) -> dict[str, Any]:
+    """A job as a JSON-ready dict."""
+    out: dict[str, Any] = {}
+    for name in JobRecord.__slots__:
+        value = getattr(job, name)
+        out[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    out["id"] = str(job.id)
+    out["state"] = job.state.value
+    return out
+
+
+def as_json(value: Any) -> str:
+    """Pretty JSON."""
+    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes, root cause first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return list(reversed(chain))

@@ -1,0 +1,83 @@
+"""`jobyard web`, `jobyard worker`, `jobyard scheduler`: the long-running processes."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from jobyard.cli.state import state_of
+from jobyard.errors import ConfigError
+from jobyard.loader import load_yard
+from jobyard.runtime import Runtime, check_configuration
+
+
+def web(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(envvar="JOBYARD_WEB__HOST", help="Bind address.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(envvar="JOBYARD_WEB__PORT", help="Bind port.")
+    ] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
+) -> None:
+    """Serve the REST API, OpenAPI docs (/docs), health checks and /metrics."""
+    import uvicorn  # noqa: PLC0415 - only this command needs the server
+
+    from jobyard.api.app import create_app  # noqa: PLC0415
+
+    settings = state_of(ctx).settings()
+    yard = load_yard(settings.yard)
+    check_configuration(settings, yard)
+    uvicorn.run(
+        create_app(settings, yard=yard),
+        host=host or settings.web.host,
+        port=port or settings.web.port,
+        access_log=access_log,
+        log_level="info",
+    )
+
+
+def worker(
+    ctx: typer.Context,
+    pool: Annotated[
+        str, typer.Option("--pool", "-p", envvar="JOBYARD_POOL", help="Pool to work for.")
+    ],
+) -> None:
+    """Run a Celery worker that consumes one pool's queue."""
+    from jobyard.execution.celery.worker import run_worker  # noqa: PLC0415
+
+    settings = state_of(ctx).settings()
+    yard = load_yard(settings.yard)
+    check_configuration(settings, yard)
+    if pool not in settings.pools:
+        declared = ", ".join(sorted(settings.pools)) or "none"
+        raise ConfigError(f"pool '{pool}' is not declared (declared pools: {declared})")
+    run_worker(settings, yard, pool)
+
+
+def scheduler(ctx: typer.Context) -> None:
+    """Re-dispatch unpublished jobs, promote due retries and reap lost or timed-out jobs."""
+    from jobyard.scheduler import loop  # noqa: PLC0415
+
+    runtime: Runtime = state_of(ctx).runtime()
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    try:
+        loop.run(runtime, stop)
+    finally:
+        runtime.close()
+
+
+def install_stop_handlers(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop` (only CLI entry points install handlers)."""
+
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)

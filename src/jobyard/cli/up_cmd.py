@@ -1,0 +1,101 @@
+"""`jobyard up`: the whole system on one machine under one supervisor."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jobyard.cli.output import console
+from jobyard.cli.processes import install_stop_handlers
+from jobyard.cli.state import state_of
+from jobyard.config import Settings
+from jobyard.embedded import redis as embedded_redis
+from jobyard.loader import load_yard
+from jobyard.runtime import check_configuration
+from jobyard.store import migrate
+from jobyard.store.db import Database
+from jobyard.supervisor import ChildSpec, Supervisor
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "packs" / "demo" / "jobyard.toml"
+
+
+def up(
+    ctx: typer.Context,
+    demo: Annotated[bool, typer.Option(help="Load the demo job types and pools.")] = False,
+    port: Annotated[
+        int | None, typer.Option(envvar="JOBYARD_WEB__PORT", help="Web port (default 8000).")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(envvar="JOBYARD_WEB__HOST", help="Web bind address.")
+    ] = None,
+) -> None:
+    """Run web, one worker per pool and the scheduler; Ctrl-C stops everything."""
+    state = state_of(ctx)
+    if demo:
+        state.config = DEMO_CONFIG
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = state.settings()
+    if overrides:
+        settings = settings.model_copy(update={"web": settings.web.model_copy(update=overrides)})
+    check_configuration(settings, load_yard(settings.yard))
+    out = console()
+    redis_process = _start_embedded_broker(settings, out)
+    _upgrade_database(settings)
+    supervisor = Supervisor(_children(settings, state.config), on_event=out.print)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    supervisor.start()
+    url = f"http://{settings.web.host}:{settings.web.port}"
+    out.print(f"[bold green]jobyard is up[/]: API {url}/api/v1  docs {url}/docs  metrics {url}/metrics")
+    out.print(f"pools: {', '.join(settings.pools)}; data in {settings.resolved_data_dir}")
+    out.print("press Ctrl-C to stop")
+    try:
+        supervisor.run(stop)
+    finally:
+        out.print("stopping…")
+        supervisor.stop()
+        if redis_process is not None:
+            redis_process.terminate()
+            redis_process.wait(10)
+        out.print("stopped")
+
+
+def _start_embedded_broker(settings: Settings, out: object) -> object:
+    if not settings.embedded_broker:
+        return None
+    process = embedded_redis.start(settings.embedded_redis_socket)
+    console().print(f"embedded Redis on {settings.embedded_redis_socket}")
+    return process
+
+
+def _upgrade_database(settings: Settings) -> None:
+    if settings.database_url is None:
+        settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database)
+    try:
+        db.ping()
+        migrate.upgrade(db)
+    finally:
+        db.close()
+
+
+def _children(settings: Settings, config: Path | None) -> list[ChildSpec]:
+    env = {
+        "JOBYARD_DATA_DIR": str(settings.resolved_data_dir),
+        "JOBYARD_WEB__HOST": settings.web.host,
+        "JOBYARD_WEB__PORT": str(settings.web.port),
+    }
+    if config is not None:
+        env["JOBYARD_CONFIG"] = str(config)
+    base = [sys.executable, "-m", "jobyard"]
+    specs = [ChildSpec("web", [*base, "web"], env)]
+    specs += [ChildSpec(f"worker-{pool}", [*base, "worker", "--pool", pool], env)
+              for pool in settings.pools]
+    specs.append(ChildSpec("scheduler", [*base, "scheduler"], env))
+    _ = os.environ  # children inherit the rest of the environment (database/broker URLs)
+    return specs

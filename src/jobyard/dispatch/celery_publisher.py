@@ -1,0 +1,87 @@
+"""Publishing job messages through Celery's producer pool.
+
+One producer is held for a whole batch: `task.delay()` would take a connection per message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from kombu.exceptions import KombuError, OperationalError
+
+from jobyard.config import Settings
+from jobyard.domain.priorities import broker_priority
+from jobyard.errors import ServiceUnavailable
+from jobyard.execution.celery.app import EXECUTE_TASK, make_celery
+from jobyard.store.jobs import Dispatch
+
+log = logging.getLogger(__name__)
+
+
+class CeleryPublisher:
+    """`Publisher` over the Celery app's own connection and producer pools."""
+
+    def __init__(self, settings: Settings, longest_timeout_s: float) -> None:
+        self._settings = settings
+        self._redis = settings.broker_is_redis
+        self._grace_s = settings.worker.hard_timeout_grace_s
+        self.app = make_celery(settings, longest_timeout_s)
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> None:
+        if not dispatches:
+            return
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for item in dispatches:
+                    self.app.send_task(
+                        EXECUTE_TASK,
+                        args=[str(item.id)],
+                        task_id=str(item.id),
+                        queue=item.queue,
+                        priority=broker_priority(item.priority, redis=self._redis),
+                        soft_time_limit=item.timeout_s,
+                        time_limit=item.timeout_s + self._grace_s,
+                        producer=producer,
+                        retry=False,
+                    )
+        except (OperationalError, KombuError, OSError) as exc:
+            raise ServiceUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
+
+    def ping(self) -> None:
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=3)
+        except (OperationalError, KombuError, OSError) as exc:
+            raise ServiceUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
+
+    def queue_lengths(self, queues: Sequence[str]) -> dict[str, int]:
+        lengths: dict[str, int] = {}
+        try:
+            with self.app.connection_for_read() as conn:
+                for name in queues:
+                    channel = conn.channel()
+                    try:
+                        _, count, _ = channel.queue_declare(queue=name, passive=True)
+                        lengths[name] = int(count)
+                    except (OperationalError, KombuError, OSError):
+                        lengths[name] = 0  # an undeclared queue holds nothing yet
+                    finally:
+                        _close_quietly(channel)
+        except (OperationalError, KombuError, OSError) as exc:
+            raise ServiceUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
+        return lengths
+
+    def close(self) -> None:
+        self.app.close()
+
+    def _redacted(self) -> str:
+        with self.app.connection_for_write() as conn:
+            return str(conn.as_uri())
+
+
+def _close_quietly(channel: object) -> None:
+    try:
+        channel.close()  # type: ignore[attr-defined]
+    except Exception:  # a channel the broker already closed (passive declare miss)
+        log.debug("channel close failed", exc_info=True)

@@ -1,0 +1,77 @@
+"""Transactional outbox: publish after commit, and re-publish what never got out.
+
+A job row is committed before its message is sent. If the send fails (broker down, process
+killed in between) the row stays `queued` with `dispatched_at` unset, and the scheduler's
+`redispatch_stale` publishes it later. A duplicate message is harmless: the worker's guarded
+claim turns it into a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from jobyard.domain.states import JobState
+from jobyard.errors import ServiceUnavailable
+from jobyard.runtime import Runtime
+from jobyard.store import jobs
+from jobyard.store.jobs import Dispatch
+
+log = logging.getLogger(__name__)
+BATCH = 1000
+
+
+def publish_committed(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
+    """Publish committed queued jobs and record that they went out.
+
+    Returns:
+        False when the broker was unreachable; the jobs stay in the outbox.
+    """
+    if not dispatches:
+        return True
+    try:
+        runtime.publisher.publish(dispatches)
+    except ServiceUnavailable as exc:
+        log.warning(
+            "broker unavailable; %d job(s) stay in the outbox for re-dispatch",
+            len(dispatches),
+            extra={"action": "publish_deferred", "error": str(exc)},
+        )
+        return False
+    with runtime.db.write() as conn:
+        jobs.mark_dispatched(conn, [d.id for d in dispatches], runtime.clock())
+    return True
+
+
+def redispatch_stale(runtime: Runtime) -> int:
+    """Publish queued jobs left unpublished for longer than the dispatch grace."""
+    cutoff = runtime.clock() - timedelta(seconds=runtime.settings.scheduler.dispatch_grace_s)
+    with runtime.db.read() as conn:
+        stale = jobs.undispatched(conn, updated_before=cutoff, limit=BATCH)
+    if stale and publish_committed(runtime, stale):
+        log.info("re-dispatched %d job(s)", len(stale), extra={"action": "redispatch"})
+        return len(stale)
+    return 0
+
+
+def promote_due_retries(runtime: Runtime) -> int:
+    """Move jobs whose retry backoff passed back to `queued` and publish them."""
+    now = runtime.clock()
+    with runtime.db.read() as conn:
+        due = jobs.due_retries(conn, now=now, limit=BATCH)
+    promoted: list[Dispatch] = []
+    with runtime.db.write() as conn:
+        for job_id in due:
+            record = jobs.transition(
+                conn,
+                job_id,
+                source=JobState.RETRYING,
+                target=JobState.QUEUED,
+                now=now,
+                values={"dispatched_at": None, "run_after": None},
+            )
+            if record is not None:
+                promoted.append(Dispatch(record.id, record.queue, record.priority, record.timeout_s))
+    publish_committed(runtime, promoted)
+    return len(promoted)

@@ -1,0 +1,221 @@
+"""Submitting jobs: validate, commit the rows, then publish (one path for API, CLI, Python)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from jobyard.app import JobDefinition
+from jobyard.dispatch import outbox
+from jobyard.domain.ids import uuid7
+from jobyard.domain.limits import MAX_ARGS_BYTES, MAX_BATCH_JOBS, MAX_PRIORITY, MIN_PRIORITY
+from jobyard.domain.states import JobState
+from jobyard.errors import (
+    ArgsTooLarge,
+    BatchTooLarge,
+    Conflict,
+    IdempotencyConflict,
+    InvalidArgs,
+    InvalidRequest,
+    JobyardError,
+)
+from jobyard.runtime import Runtime
+from jobyard.store import jobs
+from jobyard.store.jobs import Dispatch
+from jobyard.store.records import JobRecord
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One job to submit, as a caller states it."""
+
+    type: str
+    args: dict[str, Any] = field(default_factory=dict)
+    priority: int | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A stored job and whether this call created it (False: idempotency key matched)."""
+
+    job: JobRecord
+    created: bool
+
+
+def submit_one(runtime: Runtime, request: JobRequest, *, submitted_by: str | None) -> Submitted:
+    """Validate, store and publish one job.
+
+    Raises:
+        InvalidRequest: unknown type, invalid or oversized args, bad priority.
+        IdempotencyConflict: the key belongs to a job with another type or args.
+    """
+    return submit_many(runtime, [request], submitted_by=submitted_by, batch=False)[0]
+
+
+def submit_many(
+    runtime: Runtime,
+    requests: Sequence[JobRequest],
+    *,
+    submitted_by: str | None,
+    batch: bool = True,
+) -> list[Submitted]:
+    """Validate all, store all in one transaction, then publish; all or nothing.
+
+    Raises:
+        BatchTooLarge: over 10,000 jobs.
+        InvalidRequest: any invalid job; `details["errors"]` names each by index.
+    """
+    if len(requests) > MAX_BATCH_JOBS:
+        raise BatchTooLarge(f"a batch holds at most {MAX_BATCH_JOBS} jobs, got {len(requests)}")
+    if not requests:
+        raise InvalidRequest("the batch is empty: send at least one job")
+    now = runtime.clock()
+    rows = _validated_rows(runtime, requests, submitted_by, now, batch=batch)
+    outcome = _store(runtime, rows)
+    fresh = [s.job for s in outcome if s.created]
+    outbox.publish_committed(
+        runtime, [Dispatch(j.id, j.queue, j.priority, j.timeout_s) for j in fresh]
+    )
+    return outcome
+
+
+def _validated_rows(
+    runtime: Runtime,
+    requests: Sequence[JobRequest],
+    submitted_by: str | None,
+    now: datetime,
+    *,
+    batch: bool,
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    keys: set[str] = set()
+    first: JobyardError | None = None
+    for index, request in enumerate(requests):
+        try:
+            if request.idempotency_key is not None:
+                if request.idempotency_key in keys:
+                    raise InvalidRequest(
+                        f"idempotency_key '{request.idempotency_key}' appears twice in the batch"
+                    )
+                keys.add(request.idempotency_key)
+            rows.append(_row(runtime, request, submitted_by, now))
+        except InvalidRequest as exc:
+            first = first or exc
+            errors.extend(_indexed(index, exc))
+    if first is None:
+        return rows
+    if not batch:
+        raise first
+    raise InvalidRequest(
+        f"{len({e['index'] for e in errors})} of {len(requests)} jobs are invalid; "
+        "nothing was submitted: " + "; ".join(f"[{e['index']}] {e['message']}" for e in errors[:5]),
+        errors=errors,
+    ) from first
+
+
+def _indexed(index: int, exc: InvalidRequest) -> list[dict[str, Any]]:
+    field_errors = exc.details.get("errors")
+    if isinstance(exc, InvalidArgs) and field_errors:
+        return [
+            {"index": index, "code": exc.code, "field": f"args.{e['field']}",
+             "message": e["message"]}
+            for e in field_errors
+        ]
+    return [{"index": index, "code": exc.code, "message": exc.message}]
+
+
+def _row(
+    runtime: Runtime, request: JobRequest, submitted_by: str | None, now: datetime
+) -> dict[str, Any]:
+    definition = runtime.yard.definition(request.type)
+    size = len(json.dumps(request.args, separators=(",", ":"), default=str))
+    if size > MAX_ARGS_BYTES:
+        raise ArgsTooLarge(
+            f"args of '{request.type}' are {size} bytes; the limit is {MAX_ARGS_BYTES} bytes "
+            "(1 MiB): pass a reference such as a URL or path instead",
+            size=size,
+        )
+    args = definition.validate_args(request.args)
+    priority = definition.priority if request.priority is None else request.priority
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise InvalidRequest(
+            f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {priority}"
+        )
+    return _new_row(runtime, definition, args, priority, request, submitted_by, now)
+
+
+def _new_row(
+    runtime: Runtime,
+    definition: JobDefinition,
+    args: dict[str, Any],
+    priority: int,
+    request: JobRequest,
+    submitted_by: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": uuid7(int(now.timestamp() * 1000)),
+        "type": definition.name,
+        "pool": definition.pool,
+        "queue": runtime.settings.queue_for(definition.pool),
+        "args": args,
+        "priority": priority,
+        "state": JobState.QUEUED.value,
+        "attempt": 0,
+        "max_attempts": definition.retry.max_attempts,
+        "timeout_s": definition.timeout_s,
+        "idempotency_key": request.idempotency_key,
+        "submitted_by": submitted_by,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _store(runtime: Runtime, rows: list[dict[str, Any]]) -> list[Submitted]:
+    keyed = [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]
+    try:
+        with runtime.db.write() as conn:
+            existing = jobs.by_idempotency_keys(conn, keyed) if keyed else {}
+            new_rows = []
+            for row in rows:
+                match = existing.get(row["idempotency_key"]) if row["idempotency_key"] else None
+                if match is not None:
+                    _check_same(match, row)
+                else:
+                    new_rows.append(row)
+            jobs.insert_many(conn, new_rows)
+    except IntegrityError as exc:
+        raise Conflict(
+            "another request used the same idempotency_key at the same moment; send it again "
+            "to receive the stored job"
+        ) from exc
+    created_ids = {r["id"] for r in new_rows}
+    return [
+        Submitted(existing[r["idempotency_key"]], False)
+        if r["id"] not in created_ids
+        else Submitted(_record(r), True)
+        for r in rows
+    ]
+
+
+def _check_same(existing: JobRecord, row: dict[str, Any]) -> None:
+    if existing.type != row["type"] or existing.args != row["args"]:
+        raise IdempotencyConflict(
+            f"idempotency_key '{row['idempotency_key']}' already belongs to job {existing.id} "
+            f"({existing.type}) with other args; use a new key for a different job",
+            id=str(existing.id),
+        )
+
+
+def _record(row: dict[str, Any]) -> JobRecord:
+    empty = dict.fromkeys(JobRecord.__slots__)
+    empty.update(row)
+    empty["state"] = JobState(row["state"])
+    return JobRecord(**empty)  # type: ignore[arg-type]

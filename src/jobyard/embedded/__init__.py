@@ -1,0 +1,1 @@
+"""The embedded default: a private Redis for `jobyard up` with no configuration."""

@@ -1,0 +1,1 @@
+"""Running jobs: the Celery glue, the executor of one attempt, leases and heartbeats."""

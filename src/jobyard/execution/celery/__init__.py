@@ -1,0 +1,1 @@
+"""Celery app configuration shared by publishers and workers."""

@@ -1,0 +1,127 @@
+"""A Celery worker for one pool: the generic execute task, per-process state, heartbeat."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from typing import Any
+
+from celery import Celery, Task, bootsteps
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import DBAPIError
+
+from jobyard.app import Yard
+from jobyard.config import Settings
+from jobyard.execution import executor
+from jobyard.execution.celery.app import EXECUTE_TASK, make_celery
+from jobyard.execution.heartbeat import Heartbeat
+from jobyard.execution.leases import LeaseKeeper
+from jobyard.execution.owners import owner_id
+from jobyard.runtime import Runtime, longest_timeout_s
+
+log = logging.getLogger(__name__)
+CLAIM_RETRY_S = 2.0
+
+
+class ProcessStateHolder:
+    """Builds the executor state once per process, after a prefork fork."""
+
+    def __init__(self, settings: Settings, yard: Yard) -> None:
+        self._settings = settings
+        self._yard = yard
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._state: executor.ProcessState | None = None
+
+    def get(self) -> executor.ProcessState:
+        """This process's state, built on first use."""
+        with self._lock:
+            if self._state is None or self._pid != os.getpid():
+                runtime = Runtime.open(self._settings, yard=self._yard)
+                owner = owner_id()
+                self._state = executor.ProcessState(
+                    runtime=runtime,
+                    owner=owner,
+                    leases=LeaseKeeper(runtime, owner),
+                    timeout_errors=(SoftTimeLimitExceeded,),
+                )
+                self._pid = os.getpid()
+            return self._state
+
+
+def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
+    """The Celery app a `jobyard worker --pool NAME` process runs."""
+    app = make_celery(settings, longest_timeout_s(yard))
+    holder = ProcessStateHolder(settings, yard)
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=EXECUTE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
+        ignore_result=True, max_retries=None,
+    )
+    def execute(task: Task, job_id: str) -> str:
+        state = holder.get()
+        try:
+            job = executor.claim(state, uuid.UUID(job_id))
+        except DBAPIError as exc:
+            # Not claimed, so nothing else would deliver it again: ask the broker to.
+            log.warning("database unavailable before job %s started; retrying", job_id)
+            raise task.retry(countdown=CLAIM_RETRY_S, exc=exc) from exc
+        if job is None:
+            return "skipped"
+        return executor.run_attempt(state, job)
+
+    app.steps["worker"].add(_heartbeat_step(settings, yard, pool))
+    return app
+
+
+def _heartbeat_step(settings: Settings, yard: Yard, pool: str) -> type[bootsteps.StartStopStep]:
+    class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]
+        """Registers the worker in the database and keeps its heartbeat fresh."""
+
+        def __init__(self, parent: Any, **kwargs: Any) -> None:
+            super().__init__(parent, **kwargs)
+            self.heartbeat: Heartbeat | None = None
+            self.runtime: Runtime | None = None
+
+        def start(self, parent: Any) -> None:
+            del parent
+            self.runtime = Runtime.open(settings, yard=yard)
+            self.heartbeat = Heartbeat(self.runtime, pool)
+            self.heartbeat.start()
+
+        def stop(self, parent: Any) -> None:
+            del parent
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
+            if self.runtime is not None:
+                self.runtime.close()
+
+    return HeartbeatStep
+
+
+def worker_argv(settings: Settings, pool: str, loglevel: str) -> list[str]:
+    """Celery worker arguments for a pool."""
+    config = settings.pools[pool]
+    argv = [
+        "worker",
+        f"--queues={settings.queue_for(pool)}",
+        f"--concurrency={config.concurrency}",
+        f"--pool={config.celery_pool}",
+        f"--prefetch-multiplier={config.prefetch}",
+        f"--hostname={pool}@%h-{os.getpid()}",
+        f"--loglevel={loglevel}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    if config.max_tasks_per_child:
+        argv.append(f"--max-tasks-per-child={config.max_tasks_per_child}")
+    return argv
+
+
+def run_worker(settings: Settings, yard: Yard, pool: str, *, loglevel: str = "INFO") -> None:
+    """Run the pool's Celery worker in this process until it is stopped."""
+    app = make_worker_celery(settings, yard, pool)
+    app.worker_main(worker_argv(settings, pool, loglevel))

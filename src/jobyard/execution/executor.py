@@ -1,0 +1,295 @@
+"""Running one attempt of a job: claim, call the function, record the outcome.
+
+Every step is a guarded transition, so a duplicate or late message is a no-op and a job never
+completes twice. The broker-specific parts (Celery signals, time-limit exceptions) stay in
+`execution.celery`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from jobyard.app import JobDefinition
+from jobyard.context import JobContext, Retry
+from jobyard.domain.limits import MAX_RESULT_BYTES
+from jobyard.domain.retries import backoff_delay_s, has_attempts_left
+from jobyard.domain.states import AttemptOutcome, JobState
+from jobyard.errors import JobyardError, ResultNotSerializable, ResultTooLarge, UnknownJobType
+from jobyard.execution.hooks import AttemptHooks
+from jobyard.execution.joblog import BufferingJobHandler, job_logger
+from jobyard.execution.leases import LeaseKeeper
+from jobyard.execution.owners import is_dead_local_owner
+from jobyard.runtime import Runtime
+from jobyard.store import jobs, logs
+from jobyard.store.models import jobs_table
+from jobyard.store.records import JobRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProcessState:
+    """What one worker process needs to run attempts."""
+
+    runtime: Runtime
+    owner: str
+    leases: LeaseKeeper
+    #: Exceptions that mean "the attempt ran out of time" (Celery's soft time limit).
+    timeout_errors: tuple[type[BaseException], ...] = ()
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How an attempt failed."""
+
+    outcome: AttemptOutcome
+    error: str
+    error_type: str
+    traceback: str | None
+    retry_after_s: float | None = None
+    permanent: bool = False
+
+
+def execute(state: ProcessState, job_id: uuid.UUID) -> str:
+    """Run the job's next attempt if it is ours to run; returns what happened, for logs."""
+    job = claim(state, job_id)
+    if job is None:
+        return "skipped"
+    return run_attempt(state, job)
+
+
+def claim(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
+    """Take the job from `queued` to `running` as a new attempt, or None if not ours.
+
+    A job still `running` under a process of this host that no longer exists (a prefork child
+    killed mid-job) is taken over at once; other cases are left to the reaper.
+    """
+    runtime = state.runtime
+    now = runtime.clock()
+    values = _claim_values(state, now)
+    with runtime.db.write() as conn:
+        job = jobs.transition(
+            conn, job_id, source=JobState.QUEUED, target=JobState.RUNNING, now=now, values=values
+        )
+        if job is not None:
+            return job
+        current = jobs.fetch(conn, job_id)
+        if current is None:
+            log.warning("message for unknown job %s dropped", job_id, extra={"job_id": job_id})
+            return None
+        if current.state is JobState.RUNNING and is_dead_local_owner(current.lease_owner):
+            return _take_over(state, conn, current, values, now)
+    log.debug("job %s is %s; message ignored", job_id, current.state.value)
+    return None
+
+
+def _claim_values(state: ProcessState, now: datetime) -> dict[str, Any]:
+    lease_s = state.runtime.settings.worker.lease_s
+    return {
+        "attempt": jobs_table.c.attempt + 1,
+        "started_at": now,
+        "finished_at": None,
+        "lease_owner": state.owner,
+        "lease_expires_at": now + timedelta(seconds=lease_s),
+        "progress": None,
+        "progress_message": None,
+    }
+
+
+def _take_over(
+    state: ProcessState,
+    conn: Connection,
+    lost: JobRecord,
+    values: dict[str, Any],
+    now: datetime,
+) -> JobRecord | None:
+    if not retry_lost_attempt(state.runtime, conn, lost, now, run_after=now):
+        return None
+    jobs.transition(
+        conn, lost.id, source=JobState.RETRYING, target=JobState.QUEUED, now=now,
+        values={"run_after": None},
+    )
+    log.info("took over job %s after its worker died", lost.id, extra={"job_id": lost.id})
+    return jobs.transition(
+        conn, lost.id, source=JobState.QUEUED, target=JobState.RUNNING, now=now, values=values
+    )
+
+
+def retry_lost_attempt(
+    runtime: Runtime, conn: Connection, lost: JobRecord, now: datetime, *, run_after: datetime
+) -> bool:
+    """Record `lost.attempt` as lost; move the job to `retrying`, or `failed` when out of tries.
+
+    Lost attempts get at least `worker.lost_attempts_max` tries whatever the job's retry
+    setting, so a crash does not fail a job, but a job that crashes every worker stops.
+
+    Returns:
+        True when the job now waits in `retrying`.
+    """
+    limit = max(lost.max_attempts, runtime.settings.worker.lost_attempts_max)
+    message = f"worker {lost.lease_owner} stopped during attempt {lost.attempt}"
+    error = {"error": message, "error_type": "WorkerLost", "traceback": None}
+    if has_attempts_left(lost.attempt, limit):
+        moved = jobs.transition(
+            conn, lost.id, source=JobState.RUNNING, target=JobState.RETRYING, now=now,
+            attempt=lost.attempt,
+            values={"run_after": run_after, "max_attempts": limit, **error},
+        )
+    else:
+        moved = jobs.transition(
+            conn, lost.id, source=JobState.RUNNING, target=JobState.FAILED, now=now,
+            attempt=lost.attempt, values={"finished_at": now, **error},
+        )
+    if moved is None:
+        return False
+    jobs.record_attempt(conn, lost, outcome=AttemptOutcome.LOST.value, finished_at=now, **error)
+    return moved.state is JobState.RETRYING
+
+
+def run_attempt(state: ProcessState, job: JobRecord) -> str:
+    """Call the job function for the claimed attempt and store the outcome."""
+    handler = BufferingJobHandler(job.id, job.attempt)
+    hooks = AttemptHooks(state.runtime, job, handler, state.leases)
+    handler.sink = hooks.write_logs
+    state.leases.hold(job.id, job.attempt)
+    try:
+        definition = state.runtime.yard.definition(job.type)
+        ctx = JobContext(str(job.id), job.attempt, job_logger(handler), hooks)
+        result = definition.call(ctx, job.args)
+    except UnknownJobType as exc:
+        return _fail(state, job, None, handler, _failure(exc, permanent=True))
+    except Retry as exc:
+        log.info("job %s asked to retry: %s", job.id, exc.reason, extra={"job_id": job.id})
+        failure = Failure(AttemptOutcome.FAILED, exc.reason, "Retry", None, exc.after_s)
+        return _fail(state, job, definition, handler, failure)
+    except state.timeout_errors as exc:
+        failure = _failure(exc, outcome=AttemptOutcome.TIMED_OUT)
+        failure = Failure(**{**failure.__dict__, "error": f"timed out after {job.timeout_s:g}s"})
+        return _fail(state, job, definition, handler, failure)
+    except Exception as exc:
+        return _fail(state, job, definition, handler, _failure(exc))
+    finally:
+        state.leases.release(job.id)
+    return _succeed(state, job, definition, handler, result)
+
+
+def _failure(
+    exc: BaseException,
+    *,
+    outcome: AttemptOutcome = AttemptOutcome.FAILED,
+    permanent: bool = False,
+) -> Failure:
+    text = exc.message if isinstance(exc, JobyardError) else str(exc)
+    return Failure(
+        outcome=outcome,
+        error=text or type(exc).__name__,
+        error_type=type(exc).__name__,
+        traceback="".join(traceback.format_exception(exc)),
+        permanent=permanent,
+    )
+
+
+def _succeed(
+    state: ProcessState,
+    job: JobRecord,
+    definition: JobDefinition,
+    handler: BufferingJobHandler,
+    result: Any,
+) -> str:
+    try:
+        stored = _storable(result)
+    except (ResultTooLarge, ResultNotSerializable) as exc:
+        return _fail(state, job, definition, handler, _failure(exc, permanent=True))
+    now = state.runtime.clock()
+    values = {
+        "result": stored, "progress": 1.0, "finished_at": now,
+        "error": None, "error_type": None, "traceback": None,
+    }
+    with state.runtime.db.write() as conn:
+        done = jobs.transition(
+            conn, job.id, source=JobState.RUNNING, target=JobState.SUCCEEDED, now=now,
+            attempt=job.attempt, values=values,
+        )
+        logs.append(conn, handler.take())
+        if done is None:
+            return _overtaken(conn, job, now)
+        jobs.record_attempt(conn, job, outcome=AttemptOutcome.SUCCEEDED.value, finished_at=now)
+    return JobState.SUCCEEDED.value
+
+
+def _storable(result: Any) -> Any:
+    try:
+        text = json.dumps(result, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ResultNotSerializable(
+            f"the result ({type(result).__name__}) cannot be stored as JSON: {exc}"
+        ) from exc
+    if len(text) > MAX_RESULT_BYTES:
+        raise ResultTooLarge(
+            f"the result is {len(text)} bytes; the limit is {MAX_RESULT_BYTES} (1 MiB): store "
+            "large outputs elsewhere and return a reference"
+        )
+    return json.loads(text)
+
+
+def _fail(
+    state: ProcessState,
+    job: JobRecord,
+    definition: JobDefinition | None,
+    handler: BufferingJobHandler,
+    failure: Failure,
+) -> str:
+    now = state.runtime.clock()
+    error = {"error": failure.error, "error_type": failure.error_type,
+             "traceback": failure.traceback}
+    retry = (
+        definition is not None
+        and not failure.permanent
+        and has_attempts_left(job.attempt, job.max_attempts)
+    )
+    if retry:
+        assert definition is not None
+        delay = failure.retry_after_s
+        if delay is None:
+            delay = backoff_delay_s(definition.retry, job.attempt)
+        target, values = JobState.RETRYING, {"run_after": now + timedelta(seconds=delay)}
+    else:
+        target, values = JobState.FAILED, {"finished_at": now}
+    with state.runtime.db.write() as conn:
+        moved = jobs.transition(
+            conn, job.id, source=JobState.RUNNING, target=target, now=now,
+            attempt=job.attempt, values={**values, **error},
+        )
+        logs.append(conn, handler.take())
+        if moved is None:
+            return _overtaken(conn, job, now)
+        jobs.record_attempt(
+            conn, job, outcome=failure.outcome.value, finished_at=now, **error
+        )
+    return target.value
+
+
+def _overtaken(conn: Connection, job: JobRecord, now: datetime) -> str:
+    """The attempt finished but the job moved on (cancelled, or lost and retried)."""
+    current = jobs.fetch(conn, job.id)
+    if (
+        current is not None
+        and current.state is JobState.CANCELLED
+        and current.attempt == job.attempt
+        and not any(a.attempt == job.attempt for a in jobs.attempts(conn, job.id))
+    ):
+        jobs.record_attempt(conn, job, outcome=AttemptOutcome.CANCELLED.value, finished_at=now)
+    log.info(
+        "job %s attempt %d ended after the job moved to %s; outcome discarded",
+        job.id, job.attempt, current.state.value if current else "deleted",
+        extra={"job_id": job.id},
+    )
+    return "discarded"

@@ -1,0 +1,66 @@
+"""`Runtime`: settings, the Yard, the database and the broker publisher, opened together.
+
+Every process (web, worker, scheduler, CLI, `yard.submit`) opens one Runtime and closes it on
+exit; nothing here exists at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from jobyard.app import Yard
+from jobyard.clock import utcnow
+from jobyard.config import Settings, load_settings
+from jobyard.dispatch.broker import Publisher
+from jobyard.dispatch.celery_publisher import CeleryPublisher
+from jobyard.errors import ConfigError
+from jobyard.loader import load_yard
+from jobyard.store.db import Database
+
+
+@dataclass
+class Runtime:
+    """The resources one jobyard process works with."""
+
+    settings: Settings
+    yard: Yard
+    db: Database
+    publisher: Publisher
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, yard: Yard | None = None) -> Runtime:
+        """Validate the configuration against the Yard and connect lazily to services."""
+        settings = settings if settings is not None else load_settings()
+        yard = yard if yard is not None else load_yard(settings.yard)
+        check_configuration(settings, yard)
+        db = Database(settings.database)
+        publisher = CeleryPublisher(settings, longest_timeout_s(yard))
+        return cls(settings=settings, yard=yard, db=db, publisher=publisher)
+
+    def close(self) -> None:
+        """Release connections."""
+        self.publisher.close()
+        self.db.close()
+
+
+def check_configuration(settings: Settings, yard: Yard) -> None:
+    """Errors that need both the config and the code: undeclared pools, unsupported modes."""
+    yard.check_pools(settings)
+    for name, pool in settings.pools.items():
+        if pool.mode == "pod-per-job":
+            raise ConfigError(
+                f"pools.{name}.mode: 'pod-per-job' is not available in this version; "
+                "use mode = \"workers\""
+            )
+    if settings.env == "prod" and settings.database_url is None:
+        raise ConfigError(
+            "env = 'prod' needs database_url: the embedded SQLite database is for one machine"
+        )
+
+
+def longest_timeout_s(yard: Yard) -> float:
+    """The longest `timeout_s` of any job type (the broker's visibility timeout exceeds it)."""
+    return max((job.timeout_s for job in yard.jobs.values()), default=3600.0)

@@ -1,0 +1,1 @@
+"""The scheduler process: outbox re-dispatch, retry promotion and the reaper."""
