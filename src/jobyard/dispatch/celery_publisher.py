@@ -64,7 +64,7 @@ class CeleryPublisher:
                     try:
                         _, count, _ = channel.queue_declare(queue=name, passive=True)
                         lengths[name] = int(count)
-                    except (OperationalError, KombuError, OSError):
+                    except conn.channel_errors:
                         lengths[name] = 0  # an undeclared queue holds nothing yet
                     finally:
                         _close_quietly(channel)

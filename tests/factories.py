@@ -1,0 +1,154 @@
+"""Settings, stacks of real processes, and polling helpers shared by the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jobyard.config import Settings, load_settings
+from jobyard.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+TEST_POOLS: dict[str, Any] = {
+    "general": {"concurrency": 4, "celery_pool": "threads"},
+    "media": {"concurrency": 2, "celery_pool": "prefork"},
+}
+FAST_TIMINGS: dict[str, Any] = {
+    "worker": {
+        "heartbeat_interval_s": 1.0, "lease_s": 3.0, "lease_renew_s": 1.0,
+        "hard_timeout_grace_s": 1.0,
+    },
+    "scheduler": {"poll_interval_s": 0.2, "dispatch_grace_s": 1.0, "worker_dead_after_s": 5.0},
+}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A database + broker combination, by URL."""
+
+    name: str
+    database_url: str
+    broker_url: str
+
+
+def make_settings(backend: Backend, data_dir: Path, **overrides: Any) -> Settings:
+    """Test settings: the test yard, fast timings, a unique queue prefix."""
+    values: dict[str, Any] = {
+        "database_url": backend.database_url,
+        "broker_url": backend.broker_url,
+        "yard": "tests.yards.basic:yard",
+        "data_dir": data_dir,
+        "queue_prefix": f"jyt-{uuid.uuid4().hex[:8]}",
+        "pools": TEST_POOLS,
+        **FAST_TIMINGS,
+    }
+    values.update(overrides)
+    return load_settings(None, environ={}, **values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as JOBYARD_* variables, for child processes."""
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith("JOBYARD_")
+    }
+    dumped = settings.model_dump(mode="json", exclude_none=True)
+    for key, value in dumped.items():
+        name = f"JOBYARD_{key.upper()}"
+        env[name] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def wait_for(
+    probe: Callable[[], T | None], *, timeout_s: float = 30.0, interval_s: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Poll `probe` until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+@dataclass
+class Stack:
+    """Real jobyard processes (workers, scheduler, web) over one backend, plus a runtime."""
+
+    settings: Settings
+    log_dir: Path
+    runtime: Runtime = field(init=False)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.runtime = Runtime.open(self.settings)
+        self.env = settings_env(self.settings)
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start `jobyard ARGS…` as a child, logging to log_dir/NAME.log."""
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jobyard", *args],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.log_dir,
+        )
+        log.close()
+        self.processes[name] = process
+        return process
+
+    def worker(self, pool: str, name: str | None = None) -> subprocess.Popen[bytes]:
+        """Start a worker and wait until it heartbeats."""
+        process = self.start(name or f"worker-{pool}", "worker", "--pool", pool)
+        wait_for(lambda: self._registered(process.pid), timeout_s=30, what=f"worker {pool}")
+        return process
+
+    def scheduler(self) -> subprocess.Popen[bytes]:
+        return self.start("scheduler", "scheduler")
+
+    def _registered(self, pid: int) -> bool:
+        from jobyard.store import workers  # noqa: PLC0415
+
+        with self.runtime.db.read() as conn:
+            return any(w.pid == pid and w.stopped_at is None for w in workers.listing(conn))
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> None:
+        process = self.processes.pop(name)
+        _signal_group(process, sig)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+    def close(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+        self.runtime.close()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
+            for p in sorted(self.log_dir.glob("*.log"))
+        )
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,47 @@
+"""Integration fixtures: settings over a real backend, an API client, a process stack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from jobyard.api.app import create_app
+from jobyard.config import Settings
+from tests import services
+from tests.factories import Backend, Stack, make_settings
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on the backend; the test's queues are removed afterwards."""
+    built = make_settings(backend, tmp_path / "data")
+    yield built
+    queues = [built.queue_for(pool) for pool in built.pools]
+    if backend.broker_url.startswith("amqp"):
+        services.delete_amqp_queues(backend.broker_url, queues)
+    elif backend.broker_url.startswith("redis://"):
+        services.delete_redis_queues(backend.broker_url, built.queue_prefix)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The real app (lifespan included) over the backend, without workers."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def stack(settings: Settings, tmp_path: Path) -> Iterator[Stack]:
+    """A runtime plus helpers to start real worker and scheduler processes."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    running = Stack(settings, logs)
+    try:
+        yield running
+    except BaseException:
+        raise
+    finally:
+        running.close()

