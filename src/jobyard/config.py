@@ -138,6 +138,11 @@ class SchedulerSettings(_Section):
     worker_dead_after_s: float = Field(
         30.0, gt=0, description="A worker silent this long is reported dead."
     )
+    lost_message_after_s: float = Field(
+        30.0, gt=0,
+        description="Queued jobs published this long ago whose queue is empty are published "
+        "again (the broker lost them, e.g. a restart without persistence).",
+    )
 
 
 class Settings(BaseSettings):

@@ -14,16 +14,42 @@ from tests import services
 from tests.factories import Backend, Stack, make_settings
 
 
-@pytest.fixture
-def settings(backend: Backend, tmp_path: Path) -> Iterator[Settings]:
-    """Settings on the backend; the test's queues are removed afterwards."""
-    built = make_settings(backend, tmp_path / "data")
+def _settings(backend: Backend, data_dir: Path) -> Iterator[Settings]:
+    built = make_settings(backend, data_dir)
     yield built
     queues = [built.queue_for(pool) for pool in built.pools]
     if backend.broker_url.startswith("amqp"):
         services.delete_amqp_queues(backend.broker_url, queues)
     elif backend.broker_url.startswith("redis://"):
         services.delete_redis_queues(backend.broker_url, built.queue_prefix)
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on the backend; the test's queues are removed afterwards."""
+    yield from _settings(backend, tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def module_settings(
+    module_backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    yield from _settings(module_backend, tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def running(
+    module_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Both pools' workers and the scheduler, shared by a module's tests on one backend."""
+    stack = Stack(module_settings, tmp_path_factory.mktemp("logs"))
+    try:
+        stack.worker("general")
+        stack.worker("media")
+        stack.scheduler()
+        yield stack
+    finally:
+        stack.close()
 
 
 @pytest.fixture
@@ -41,7 +67,5 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[Stack]:
     running = Stack(settings, logs)
     try:
         yield running
-    except BaseException:
-        raise
     finally:
         running.close()

@@ -75,3 +75,35 @@ def promote_due_retries(runtime: Runtime) -> int:
                 promoted.append(Dispatch(record.id, record.queue, record.priority, record.timeout_s))
     publish_committed(runtime, promoted)
     return len(promoted)
+
+
+def heal_lost_messages(runtime: Runtime) -> int:
+    """Publish again queued jobs whose messages the broker lost.
+
+    A pool whose broker queue is empty while the database holds jobs queued and published more
+    than `lost_message_after_s` ago has lost their messages (a broker restart without
+    persistence, a purge). Messages a worker prefetched but has not started may be published
+    twice; the duplicate is a no-op.
+    """
+    now = runtime.clock()
+    before = now - timedelta(seconds=runtime.settings.scheduler.lost_message_after_s)
+    with runtime.db.read() as conn:
+        queues = jobs.queues_waiting_since(conn, dispatched_before=before)
+    if not queues:
+        return 0
+    lengths = runtime.publisher.queue_lengths(queues)
+    healed = 0
+    for queue in queues:
+        if lengths.get(queue, 0) > 0:
+            continue
+        with runtime.db.read() as conn:
+            lost = jobs.dispatched_before(conn, queue, before=before, limit=BATCH)
+        runtime.publisher.publish(lost)
+        with runtime.db.write() as conn:
+            jobs.mark_redispatched(conn, [d.id for d in lost], now)
+        healed += len(lost)
+        log.warning(
+            "queue %s was empty while %d job(s) waited; published them again",
+            queue, len(lost), extra={"action": "heal_lost_messages"},
+        )
+    return healed

@@ -13,6 +13,10 @@ from jobyard.scheduler import reaper
 log = logging.getLogger(__name__)
 
 
+#: The lost-message check asks the broker for queue lengths, so it runs less often than a tick.
+HEAL_EVERY_TICKS = 10
+
+
 @dataclass(frozen=True)
 class TickReport:
     """What one tick did."""
@@ -21,25 +25,29 @@ class TickReport:
     redispatched: int
     lost: int
     timed_out: int
+    healed: int
 
 
-def tick(runtime: Runtime) -> TickReport:
-    """Run every duty once."""
+def tick(runtime: Runtime, *, heal: bool = True) -> TickReport:
+    """Run every duty once (`heal`: also look for messages the broker lost)."""
     now = runtime.clock()
     lost = reaper.reap_lost(runtime, now)
     timed_out = reaper.reap_timed_out(runtime, now)
     promoted = outbox.promote_due_retries(runtime)
     redispatched = outbox.redispatch_stale(runtime)
-    return TickReport(promoted, redispatched, lost, timed_out)
+    healed = outbox.heal_lost_messages(runtime) if heal else 0
+    return TickReport(promoted, redispatched, lost, timed_out, healed)
 
 
 def run(runtime: Runtime, stop: threading.Event) -> None:
     """Tick until `stop` is set; a failing tick is logged and the next one tries again."""
     interval = runtime.settings.scheduler.poll_interval_s
     log.info("scheduler started", extra={"action": "scheduler_start"})
+    count = 0
     while not stop.is_set():
         try:
-            tick(runtime)
+            tick(runtime, heal=count % HEAL_EVERY_TICKS == 0)
+            count += 1
         except Exception:  # database or broker down: keep the loop alive, retry next tick
             log.warning("scheduler tick failed", exc_info=True, extra={"action": "tick"})
         stop.wait(interval)

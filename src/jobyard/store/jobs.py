@@ -201,6 +201,39 @@ def undispatched(conn: Connection, *, updated_before: datetime, limit: int) -> l
     return [Dispatch(row.id, row.queue, row.priority, row.timeout_s) for row in rows]
 
 
+def queues_waiting_since(conn: Connection, *, dispatched_before: datetime) -> list[str]:
+    """Queues holding queued jobs that were published before the given time."""
+    rows = conn.execute(
+        select(J.queue)
+        .where(J.state == JobState.QUEUED.value, J.dispatched_at < dispatched_before)
+        .group_by(J.queue)
+    )
+    return [row.queue for row in rows]
+
+
+def dispatched_before(
+    conn: Connection, queue: str, *, before: datetime, limit: int
+) -> list[Dispatch]:
+    """Queued jobs of a queue published before the given time, oldest first."""
+    rows = conn.execute(
+        select(J.id, J.queue, J.priority, J.timeout_s)
+        .where(J.state == JobState.QUEUED.value, J.queue == queue, J.dispatched_at < before)
+        .order_by(J.id)
+        .limit(limit)
+    )
+    return [Dispatch(row.id, row.queue, row.priority, row.timeout_s) for row in rows]
+
+
+def mark_redispatched(conn: Connection, ids: Sequence[uuid.UUID], now: datetime) -> None:
+    """Restart the lost-message clock of jobs just published again."""
+    for start in range(0, len(ids), 500):
+        conn.execute(
+            update(jobs_table)
+            .where(J.id.in_(ids[start : start + 500]), J.state == JobState.QUEUED.value)
+            .values(dispatched_at=now)
+        )
+
+
 def due_retries(conn: Connection, *, now: datetime, limit: int) -> list[uuid.UUID]:
     """Jobs waiting in `retrying` whose backoff has passed."""
     rows = conn.execute(

@@ -1,0 +1,116 @@
+"""Jobs executed by real `jobyard worker` processes on every backend."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from jobyard.dispatch import submit
+from jobyard.domain.states import TERMINAL_STATES, JobState
+from jobyard.store import jobs, logs
+from jobyard.store.records import JobRecord
+from tests.factories import Stack, wait_for
+
+
+def _submit(stack: Stack, type_: str, **args: object) -> uuid.UUID:
+    request = submit.JobRequest(type_, dict(args))
+    return submit.submit_one(stack.runtime, request, submitted_by="test").job.id
+
+
+def _finished(stack: Stack, job_id: uuid.UUID, timeout_s: float = 30) -> JobRecord:
+    def probe() -> JobRecord | None:
+        job = jobs.get(stack.runtime.db, job_id)
+        return job if job.state in TERMINAL_STATES else None
+
+    try:
+        return wait_for(probe, timeout_s=timeout_s, what=f"job {job_id} to finish")
+    except AssertionError:
+        print(stack.logs())  # noqa: T201 - shown only when the test fails
+        raise
+
+
+def _attempts(stack: Stack, job_id: uuid.UUID) -> list[tuple[int, str]]:
+    with stack.runtime.db.read() as conn:
+        return [(a.attempt, a.outcome) for a in jobs.attempts(conn, job_id)]
+
+
+def test_outcomes(running: Stack) -> None:
+    """Success, retry after failure, final failure, Retry, oversized and bad results."""
+    ids = {
+        "echo": _submit(running, "t.echo", message="hi", count=2),
+        "model": _submit(running, "t.model", x=2, y=3),
+        "flaky": _submit(running, "t.flaky"),
+        "fail": _submit(running, "t.fail", reason="bad input"),
+        "retry": _submit(running, "t.retry"),
+        "big": _submit(running, "t.big_result"),
+        "odd": _submit(running, "t.unserializable"),
+    }
+    done = {name: _finished(running, job_id) for name, job_id in ids.items()}
+
+    assert done["echo"].state is JobState.SUCCEEDED
+    assert done["echo"].result == {"message": "hi", "count": 2}
+    assert done["model"].result == 5
+    assert (done["flaky"].state, done["flaky"].result) == (JobState.SUCCEEDED, 2)
+    assert _attempts(running, ids["flaky"]) == [(1, "failed"), (2, "succeeded")]
+    assert done["fail"].state is JobState.FAILED
+    assert done["fail"].error == "bad input" and done["fail"].error_type == "ValueError"
+    assert "Traceback" in (done["fail"].traceback or "")
+    assert _attempts(running, ids["fail"]) == [(1, "failed"), (2, "failed")]
+    assert (done["retry"].state, done["retry"].result) == (JobState.SUCCEEDED, 2)
+    assert done["big"].state is JobState.FAILED and "1 MiB" in (done["big"].error or "")
+    assert _attempts(running, ids["big"]) == [(1, "failed")]
+    assert done["odd"].state is JobState.FAILED
+    assert "JSON" in (done["odd"].error or "")
+
+
+def test_progress_and_logs_are_visible_while_running(running: Stack) -> None:
+    job_id = _submit(running, "t.progress", steps=4, delay_s=0.4)
+
+    def midway() -> JobRecord | None:
+        job = jobs.get(running.runtime.db, job_id)
+        return job if job.state is JobState.RUNNING and (job.progress or 0) >= 0.25 else None
+
+    seen = wait_for(midway, timeout_s=20, what="progress while running")
+    assert seen.progress_message and seen.progress_message.startswith("step")
+    finished = _finished(running, job_id)
+    assert finished.state is JobState.SUCCEEDED and finished.progress == 1.0
+    with running.runtime.db.read() as conn:
+        lines = [line.message for line in logs.page(conn, job_id)]
+    assert lines == [f"did step {n}" for n in range(1, 5)]
+
+
+def test_cancel_running_job(running: Stack, tmp_path: Path) -> None:
+    from jobyard import actions  # noqa: PLC0415
+
+    marker = tmp_path / "started"
+    job_id = _submit(running, "t.until_cancelled", marker=str(marker))
+    wait_for(marker.exists, timeout_s=20, what="job start")
+    assert actions.cancel(running.runtime, job_id).state is JobState.CANCELLED
+
+    def attempt_recorded() -> list[tuple[int, str]]:
+        return _attempts(running, job_id)
+
+    assert wait_for(attempt_recorded, timeout_s=20, what="attempt end") == [(1, "cancelled")]
+    assert jobs.get(running.runtime.db, job_id).state is JobState.CANCELLED
+
+
+def test_timeout_stops_the_attempt(running: Stack) -> None:
+    job_id = _submit(running, "t.slow_timeout")
+    job = _finished(running, job_id, timeout_s=30)
+    assert job.state is JobState.FAILED
+    assert "timed out" in (job.error or "")
+    assert _attempts(running, job_id) == [(1, "timed_out")]
+
+
+def test_redelivered_message_for_finished_job_is_noop(running: Stack) -> None:
+    from jobyard.store.jobs import Dispatch  # noqa: PLC0415
+
+    job_id = _submit(running, "t.echo", message="once")
+    job = _finished(running, job_id)
+    running.runtime.publisher.publish([Dispatch(job.id, job.queue, job.priority, job.timeout_s)])
+    marker_id = _submit(running, "t.noop")
+    _finished(running, marker_id)  # the duplicate was consumed before or alongside this one
+    again = jobs.get(running.runtime.db, job_id)
+    assert again.state is JobState.SUCCEEDED and again.attempt == 1
+    assert again.updated_at == job.updated_at
+    assert _attempts(running, job_id) == [(1, "succeeded")]
