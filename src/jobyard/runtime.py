@@ -17,6 +17,7 @@ from jobyard.dispatch.broker import Publisher
 from jobyard.dispatch.celery_publisher import CeleryPublisher
 from jobyard.errors import ConfigError
 from jobyard.loader import load_yard
+from jobyard.store import migrate
 from jobyard.store.db import Database
 
 
@@ -31,12 +32,31 @@ class Runtime:
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, yard: Yard | None = None) -> Runtime:
-        """Validate the configuration against the Yard and connect lazily to services."""
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        yard: Yard | None = None,
+        check_schema: bool = True,
+    ) -> Runtime:
+        """Validate the configuration against the Yard and the database schema.
+
+        Args:
+            settings: default `load_settings()`.
+            yard: default the one named by `settings.yard`.
+            check_schema: confirm the database is migrated (a forked worker child whose parent
+                already checked skips it).
+        """
         settings = settings if settings is not None else load_settings()
         yard = yard if yard is not None else load_yard(settings.yard)
         check_configuration(settings, yard)
         db = Database(settings.database)
+        if check_schema:
+            try:
+                migrate.require_current(db)
+            except BaseException:
+                db.close()
+                raise
         publisher = CeleryPublisher(settings, longest_timeout_s(yard))
         return cls(settings=settings, yard=yard, db=db, publisher=publisher)
 

@@ -54,6 +54,8 @@ def root(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if verbose < 2:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 app.add_typer(jobs_cmd.jobs_app, name="jobs")
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     verbose = any(a in ("-v", "-vv", "--verbose") for a in args)
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="jobyard", standalone_mode=False)
+        code = command.main(args=args, prog_name="jobyard", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"error: unexpected {type(exc).__name__}: {exc}", markup=False)
         err.print("run again with -v for the traceback", markup=False)
         sys.exit(exitcodes.FAILURE)
+    # Without standalone mode click returns the code of a `typer.Exit` instead of exiting.
+    sys.exit(code if isinstance(code, int) else exitcodes.OK)
 
 
 def _report(exc: JobyardError, verbose: bool) -> int:

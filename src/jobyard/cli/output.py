@@ -33,8 +33,11 @@ def state_text(state: str) -> str:
 def jobs_table(records: list[JobRecord]) -> Table:
     """A table of jobs, one per row."""
     table = Table(box=None, header_style="bold")
-    for column in ("ID", "TYPE", "POOL", "STATE", "ATTEMPT", "PROGRESS", "CREATED"):
-        table.add_column(column)
+    # Ids are what users copy into the next command: never truncate them.
+    table.add_column("ID", no_wrap=True, min_width=36)
+    for column in ("TYPE", "POOL", "STATE", "ATTEMPT", "PROGRESS"):
+        table.add_column(column, overflow="fold")
+    table.add_column("CREATED", no_wrap=True)
     for job in records:
         progress = f"{job.progress * 100:.0f}%" if job.progress is not None else ""
         table.add_row(

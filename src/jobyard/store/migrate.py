@@ -9,6 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from jobyard.errors import ConfigError
 from jobyard.store.db import Database
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -39,3 +40,19 @@ def current_revision(db: Database) -> str | None:
 def head_revision(db: Database) -> str | None:
     """The newest revision shipped with this jobyard."""
     return ScriptDirectory.from_config(alembic_config(db)).get_current_head()
+
+
+def require_current(db: Database) -> None:
+    """Refuse to run against a database without the newest schema.
+
+    Raises:
+        ServiceUnavailable: the database cannot be reached.
+        ConfigError: the schema is missing or older than this jobyard, naming the command to run.
+    """
+    db.ping()
+    current, head = current_revision(db), head_revision(db)
+    if current != head:
+        state = "has no jobyard tables" if current is None else f"is at revision {current}"
+        raise ConfigError(
+            f"the database {state}; this jobyard needs revision {head}: run `jobyard db upgrade`"
+        )

@@ -39,7 +39,7 @@ class ProcessStateHolder:
         """This process's state, built on first use."""
         with self._lock:
             if self._state is None or self._pid != os.getpid():
-                runtime = Runtime.open(self._settings, yard=self._yard)
+                runtime = Runtime.open(self._settings, yard=self._yard, check_schema=False)
                 owner = owner_id()
                 self._state = executor.ProcessState(
                     runtime=runtime,

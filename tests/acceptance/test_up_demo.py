@@ -1,0 +1,88 @@
+"""`jobyard up --demo` in a subprocess, on the embedded default, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.factories import wait_for
+from tests.services import free_port
+
+EXPECTED = {
+    "demo.echo": ("succeeded", {"message": "hi", "extra": [1, 2]}),
+    "demo.progress": ("succeeded", {"steps_done": 3}),
+    "demo.flaky": ("succeeded", {"attempt": 2}),
+}
+
+
+def test_up_demo_runs_every_demo_job(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
+    log_path = tmp_path / "up.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jobyard", "up", "--demo", "--port", str(port)],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _ready(base), timeout_s=60, what="jobyard up to serve /readyz")
+        submitted = {
+            "demo.echo": _submit(base, "demo.echo", {"message": "hi", "extra": [1, 2]}),
+            "demo.progress": _submit(base, "demo.progress", {"steps": 3, "delay_s": 0.2}),
+            "demo.flaky": _submit(base, "demo.flaky", {}),
+        }
+        for job_type, job_id in submitted.items():
+            job = wait_for(lambda i=job_id: _terminal(base, i), timeout_s=60, what=job_type)
+            assert (job["state"], job["result"]) == EXPECTED[job_type], job
+        flaky = httpx.get(f"{base}/api/v1/jobs/{submitted['demo.flaky']}").json()
+        assert [a["outcome"] for a in flaky["attempts"]] == ["failed", "succeeded"]
+        logs = httpx.get(f"{base}/api/v1/jobs/{submitted['demo.progress']}/logs").json()
+        assert len(logs["items"]) == 3
+        assert (tmp_path / ".jobyard" / "jobyard.db").exists()
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(60)
+    output = log_path.read_text(errors="replace")
+    assert code == 0, output[-3000:]
+    assert "jobyard is up" in output and f"http://127.0.0.1:{port}" in output
+    assert "stopped" in output
+    assert not _alive_children(tmp_path)
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _submit(base: str, job_type: str, args: dict[str, object]) -> str:
+    response = httpx.post(f"{base}/api/v1/jobs", json={"type": job_type, "args": args})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _terminal(base: str, job_id: str) -> dict[str, object] | None:
+    job: dict[str, object] = httpx.get(f"{base}/api/v1/jobs/{job_id}").json()
+    return job if job["state"] in {"succeeded", "failed", "cancelled"} else None
+
+
+def _alive_children(cwd: Path) -> list[str]:
+    """jobyard processes still running from this test's folder."""
+    alive = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if Path(proc, "cwd").resolve() == cwd.resolve() and "jobyard" in Path(
+                proc, "cmdline").read_text(errors="replace"):
+                alive.append(proc.name)
+        except OSError:
+            continue
+    return alive

@@ -1,0 +1,118 @@
+"""The `jobyard` command line, run as a user would: in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.factories import ROOT, Backend, Stack, make_settings, settings_env
+
+
+def jobyard(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobyard", *args], env=env, cwd=cwd, capture_output=True,
+        text=True, timeout=120,
+    )
+
+
+def test_submit_wait_and_job_commands(stack: Stack) -> None:
+    stack.worker("general")
+    stack.scheduler()
+    ok = jobyard(stack.env, "submit", "t.echo", "--args", '{"message": "cli"}', "--wait")
+    assert ok.returncode == 0, ok.stderr
+    assert '"message": "cli"' in ok.stdout and "succeeded" in ok.stdout
+    job_id = ok.stdout.split()[3]
+
+    failed = jobyard(stack.env, "submit", "t.fail", "--args", '{"reason": "nope"}', "--wait")
+    assert failed.returncode == 1
+    assert "error: nope" in failed.stdout
+
+    listing = jobyard(stack.env, "jobs", "ls", "--state", "succeeded")
+    assert listing.returncode == 0 and job_id in listing.stdout
+    shown = jobyard(stack.env, "jobs", "show", job_id)
+    details = json.loads(shown.stdout)
+    assert details["state"] == "succeeded" and details["attempts"][0]["outcome"] == "succeeded"
+    failed_id = failed.stdout.split()[3]
+    retried = jobyard(stack.env, "jobs", "retry", failed_id)
+    assert retried.returncode == 0 and "queued" in retried.stdout
+    again = jobyard(stack.env, "jobs", "cancel", job_id)
+    assert again.returncode == 1
+    assert "already succeeded" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_progress_logs_command(stack: Stack) -> None:
+    stack.worker("media")
+    done = jobyard(stack.env, "submit", "t.progress", "--args", '{"steps": 2, "delay_s": 0.1}',
+                   "--wait")
+    assert done.returncode == 0, done.stderr
+    assert "100%" in done.stderr
+    job_id = done.stdout.split()[3]
+    logs = jobyard(stack.env, "jobs", "logs", job_id)
+    assert "did step 1" in logs.stdout and "did step 2" in logs.stdout
+
+
+def test_bad_input_gets_one_line_errors(tmp_path: Path) -> None:
+    # Rejected before any service is used, so one backend is enough.
+    backend = Backend("sqlite", f"sqlite:///{tmp_path / 'x.db'}", "redis://127.0.0.1:1/0")
+    env = settings_env(make_settings(backend, tmp_path))
+    unmigrated = jobyard(env, "jobs", "ls")
+    assert unmigrated.returncode == 2
+    assert "no jobyard tables" in unmigrated.stderr and "jobyard db upgrade" in unmigrated.stderr
+    assert jobyard(env, "db", "upgrade").returncode == 0
+    cases = [
+        (["submit", "t.echo", "--args", "{nope"], 1, "--args is not valid JSON"),
+        (["submit", "t.echo", "--args", "[1]"], 1, "must be a JSON object"),
+        (["submit", "t.missing"], 1, "unknown job type 't.missing'"),
+        (["submit", "t.echo", "--args", '{"count": 1}'], 1, "message: Field required"),
+        (["jobs", "show", "not-an-id"], 1, "is not a job id"),
+        (["jobs", "show", "00000000-0000-7000-8000-000000000000"], 1, "no job with id"),
+        (["worker", "--pool", "gpu"], 2, "pool 'gpu' is not declared"),
+    ]
+    for args, code, message in cases:
+        result = jobyard(env, *args)
+        assert result.returncode == code, (args, result.stdout, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_config_errors_and_show(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    config = tmp_path / "jobyard.toml"
+    config.write_text(
+        'yard = "tests.yards.basic:yard"\n[pools.general]\nconcurrency = 0\n'
+        '[pools.media]\nconcurency = 2\n'
+    )
+    bad = jobyard(env, "config", "show", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "pools.general.concurrency: must be ≥ 1" in bad.stderr
+    assert "pools.media.concurency: unknown key" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+    config.write_text('yard = "tests.yards.basic:yard"\n[pools.general]\n')
+    missing_pool = jobyard(env, "db", "upgrade", cwd=tmp_path)
+    assert missing_pool.returncode == 0, missing_pool.stderr
+    unknown = jobyard(env, "submit", "t.echo", "--args", '{"message": "x"}', cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert "uses pool 'media', which is not declared" in unknown.stderr
+
+    config.write_text('yard = "tests.yards.basic:yard"\n[pools.general]\n[pools.media]\n')
+    wide = {**env, "COLUMNS": "250", "JOBYARD_POOLS__MEDIA__CONCURRENCY": "7"}
+    shown = jobyard(wide, "config", "show", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split()[0]: line for line in shown.stdout.splitlines() if line.strip()}
+    assert "env JOBYARD_POOLS__MEDIA__CONCURRENCY" in lines["pools.media.concurrency"]
+    assert "7" in lines["pools.media.concurrency"]
+    assert "file" in lines["yard"] and "default" in lines["queue_prefix"]
+
+
+def test_unreachable_database_exit_code(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+        "JOBYARD_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+    }
+    result = jobyard(env, "db", "upgrade", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "database" in result.stderr and "unreachable" in result.stderr
+    assert "Traceback" not in result.stderr
