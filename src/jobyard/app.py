@@ -76,7 +76,7 @@ class JobDefinition:
         if self.model_argument:
             outcome = self.func(*positional, model)
         else:
-            outcome = self.func(*positional, **{k: getattr(model, k) for k in model.model_fields})
+            outcome = self.func(*positional, **{k: getattr(model, k) for k in type(model).model_fields})
         if inspect.iscoroutine(outcome):
             return asyncio.run(outcome)
         return outcome
