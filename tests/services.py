@@ -29,7 +29,8 @@ TEMPLATE_DB = "jobyard_test_template"
 REMEDIES = {
     "postgres": "start PostgreSQL on 127.0.0.1:5432 (pg_ctlcluster 15 main start) "
     "or set JOBYARD_TEST_POSTGRES",
-    "redis": "start Redis on 127.0.0.1:6379 (redis-server --daemonize yes) or set JOBYARD_TEST_REDIS",
+    "redis": "start Redis on 127.0.0.1:6379 (redis-server --daemonize yes) "
+    "or set JOBYARD_TEST_REDIS",
     "rabbitmq": "start RabbitMQ on 127.0.0.1:5672 (rabbitmq-server -detached) "
     "or set JOBYARD_TEST_AMQP",
 }
@@ -156,8 +157,17 @@ def embedded_redis_server() -> Iterator[Path]:
 def private_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
     """A redis-server on `port` that a test may stop and start again."""
     process = subprocess.Popen(
-        [embedded_redis.redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no"],
+        [
+            embedded_redis.redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10

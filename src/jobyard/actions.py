@@ -36,7 +36,11 @@ def cancel(runtime: Runtime, job_id: uuid.UUID) -> JobRecord:
                     state=job.state.value,
                 )
             moved = jobs.transition(
-                conn, job_id, source=job.state, target=JobState.CANCELLED, now=now,
+                conn,
+                job_id,
+                source=job.state,
+                target=JobState.CANCELLED,
+                now=now,
                 values={"finished_at": now, "run_after": None},
             )
             if moved is not None:
@@ -65,10 +69,16 @@ def retry(runtime: Runtime, job_id: uuid.UUID) -> JobRecord:
         except UnknownJobType:
             budget = 1
         moved = jobs.transition(
-            conn, job_id, source=job.state, target=JobState.QUEUED, now=now,
+            conn,
+            job_id,
+            source=job.state,
+            target=JobState.QUEUED,
+            now=now,
             values={
-                "max_attempts": job.attempt + budget, "dispatched_at": None,
-                "finished_at": None, "run_after": None,
+                "max_attempts": job.attempt + budget,
+                "dispatched_at": None,
+                "finished_at": None,
+                "run_after": None,
             },
         )
     if moved is None:

@@ -76,7 +76,9 @@ class JobDefinition:
         if self.model_argument:
             outcome = self.func(*positional, model)
         else:
-            outcome = self.func(*positional, **{k: getattr(model, k) for k in type(model).model_fields})
+            outcome = self.func(
+                *positional, **{k: getattr(model, k) for k in type(model).model_fields}
+            )
         if inspect.iscoroutine(outcome):
             return asyncio.run(outcome)
         return outcome
@@ -159,9 +161,7 @@ class Yard:
             return self._jobs[name]
         except KeyError:
             known = ", ".join(sorted(self._jobs)) or "none registered"
-            raise UnknownJobType(
-                f"unknown job type '{name}' (known: {known})", type=name
-            ) from None
+            raise UnknownJobType(f"unknown job type '{name}' (known: {known})", type=name) from None
 
     def check_pools(self, settings: Settings) -> None:
         """Fail at start when a job type names a pool that jobyard.toml does not declare."""
@@ -178,7 +178,7 @@ class Yard:
     @contextmanager
     def open(self, settings: Settings | None = None) -> Iterator[Runtime]:
         """Connect to the database and broker for `submit`/`get`, closing them on exit."""
-        from jobyard.runtime import Runtime  # noqa: PLC0415 - avoid import cycle at import time
+        from jobyard.runtime import Runtime
 
         runtime = Runtime.open(settings, yard=self)
         previous, self._runtime = self._runtime, runtime
@@ -190,21 +190,21 @@ class Yard:
 
     def _ensure_runtime(self) -> Runtime:
         if self._runtime is None:
-            from jobyard.runtime import Runtime  # noqa: PLC0415
+            from jobyard.runtime import Runtime
 
             self._runtime = Runtime.open(None, yard=self)
         return self._runtime
 
     def submit(
         self,
-        type: str,  # noqa: A002 - mirrors the API field name
+        type: str,
         args: Mapping[str, Any] | None = None,
         *,
         priority: int | None = None,
         idempotency_key: str | None = None,
     ) -> JobRecord:
         """Record a job durably and send it to its pool; returns the stored job."""
-        from jobyard.dispatch import submit  # noqa: PLC0415
+        from jobyard.dispatch import submit
 
         runtime = self._ensure_runtime()
         request = submit.JobRequest(
@@ -218,7 +218,7 @@ class Yard:
         Raises:
             JobNotFound: when no job has this id.
         """
-        from jobyard.store import jobs  # noqa: PLC0415
+        from jobyard.store import jobs
 
         runtime = self._ensure_runtime()
         return jobs.get(runtime.db, _as_uuid(job_id))
@@ -231,7 +231,7 @@ class Yard:
 
 
 def _as_uuid(job_id: str | uuid.UUID) -> uuid.UUID:
-    from jobyard.errors import JobNotFound  # noqa: PLC0415
+    from jobyard.errors import JobNotFound
 
     if isinstance(job_id, uuid.UUID):
         return job_id
@@ -284,15 +284,13 @@ def _inspect_signature(
         annotation = hints.get(param.name, Any)
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (annotation, default)
-    model = create_model(  # type: ignore[call-overload]
-        f"{func.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    model = create_model(f"{func.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
     return wants_context, model, False
 
 
 def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
     try:
-        import typing  # noqa: PLC0415
+        import typing
 
         return typing.get_type_hints(func)
     except Exception:  # annotations that cannot be resolved fall back to Any

@@ -112,7 +112,9 @@ class WorkerSettings(_Section):
     """Timings of workers and job leases."""
 
     heartbeat_interval_s: float = Field(5.0, gt=0, description="Worker heartbeat period.")
-    lease_s: float = Field(30.0, gt=0, description="A running job is lost if not renewed this long.")
+    lease_s: float = Field(
+        30.0, gt=0, description="A running job is lost if not renewed this long."
+    )
     lease_renew_s: float = Field(10.0, gt=0, description="How often running jobs renew leases.")
     hard_timeout_grace_s: float = Field(
         10.0, ge=0, description="Seconds after `timeout_s` before the process is killed."
@@ -139,7 +141,8 @@ class SchedulerSettings(_Section):
         30.0, gt=0, description="A worker silent this long is reported dead."
     )
     lost_message_after_s: float = Field(
-        30.0, gt=0,
+        30.0,
+        gt=0,
         description="Queued jobs published this long ago whose queue is empty are published "
         "again (the broker lost them, e.g. a restart without persistence).",
     )
@@ -270,6 +273,7 @@ def find_config_file(explicit: str | Path | None, environ: Mapping[str, str]) ->
 
 def load_settings(
     config_file: str | Path | None = None,
+    *,
     environ: Mapping[str, str] | None = None,
     **overrides: Any,
 ) -> Settings:
@@ -298,7 +302,7 @@ def load_settings(
         raise ConfigError(format_validation_error(exc, path)) from exc
 
 
-class _scoped_environ:  # noqa: N801 - used as a context manager, reads like a function
+class _scoped_environ:
     """Swap os.environ for `environ` while pydantic-settings reads it."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:

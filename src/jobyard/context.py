@@ -6,7 +6,7 @@ import logging
 from typing import Protocol
 
 
-class Retry(Exception):  # noqa: N818 - control flow, named for what the job asks for
+class Retry(Exception):
     """Raised by job code to be tried again after `after_s` seconds.
 
     It counts as an attempt and obeys the job type's retry limit, but is logged at info level

@@ -114,7 +114,7 @@ class ServiceUnavailable(JobyardError):
 
 
 class ResultTooLarge(JobyardError):
-    """The job's result is larger than 1 MiB: store large outputs elsewhere and return a reference."""
+    """The job's result is larger than 1 MiB: store large outputs elsewhere, return a reference."""
 
     code = "result_too_large"
 

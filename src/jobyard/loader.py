@@ -21,7 +21,7 @@ def load_yard(path: str | None) -> Yard:
     """
     if not path:
         raise ConfigError(
-            "no Yard configured: set yard = \"package.module:yard\" in jobyard.toml "
+            'no Yard configured: set yard = "package.module:yard" in jobyard.toml '
             "or JOBYARD_YARD (try `jobyard up --demo` for a ready-made one)"
         )
     module_name, _, attribute = path.partition(":")

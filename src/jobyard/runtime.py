@@ -73,7 +73,7 @@ def check_configuration(settings: Settings, yard: Yard) -> None:
         if pool.mode == "pod-per-job":
             raise ConfigError(
                 f"pools.{name}.mode: 'pod-per-job' is not available in this version; "
-                "use mode = \"workers\""
+                'use mode = "workers"'
             )
     if settings.env == "prod" and settings.database_url is None:
         raise ConfigError(

@@ -43,7 +43,7 @@ class Supervisor:
         self,
         specs: Sequence[ChildSpec],
         *,
-        on_event: Callable[[str], None] = lambda message: None,
+        on_event: Callable[[str], None] = log.info,
     ) -> None:
         self._specs = list(specs)
         self._children: list[_Child] = []

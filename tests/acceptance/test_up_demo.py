@@ -27,7 +27,10 @@ def test_up_demo_runs_every_demo_job(tmp_path: Path) -> None:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "jobyard", "up", "--demo", "--port", str(port)],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -81,7 +84,8 @@ def _alive_children(cwd: Path) -> list[str]:
             continue
         try:
             if Path(proc, "cwd").resolve() == cwd.resolve() and "jobyard" in Path(
-                proc, "cmdline").read_text(errors="replace"):
+                proc, "cmdline"
+            ).read_text(errors="replace"):
                 alive.append(proc.name)
         except OSError:
             continue

@@ -38,9 +38,7 @@ def module_settings(
 
 
 @pytest.fixture(scope="module")
-def running(
-    module_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
+def running(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Both pools' workers and the scheduler, shared by a module's tests on one backend."""
     stack = Stack(module_settings, tmp_path_factory.mktemp("logs"))
     try:

@@ -54,30 +54,47 @@ def _assert_problem(response: Any, status: int, code: str, *words: str) -> dict[
 def test_rejections_enqueue_nothing(client: TestClient, settings: Settings) -> None:
     _assert_problem(
         client.post("/api/v1/jobs", json={"type": "t.nope", "args": {}}),
-        422, "unknown_job_type", "t.nope", "t.echo",
+        422,
+        "unknown_job_type",
+        "t.nope",
+        "t.echo",
     )
     body = _assert_problem(
         client.post("/api/v1/jobs", json={"type": "t.echo", "args": {"count": "many"}}),
-        422, "invalid_args", "message", "count",
+        422,
+        "invalid_args",
+        "message",
+        "count",
     )
     assert {e["field"] for e in body["errors"]} == {"message", "count"}
     _assert_problem(
         client.post("/api/v1/jobs", json={"type": "t.echo", "args": {"message": "x" * 1_100_000}}),
-        413, "args_too_large", "1 MiB",
+        413,
+        "args_too_large",
+        "1 MiB",
     )
     _assert_problem(
-        client.post("/api/v1/jobs", content=b'{"type": "t.echo", "args": {',
-                    headers={"content-type": "application/json"}),
-        400, "malformed_json",
+        client.post(
+            "/api/v1/jobs",
+            content=b'{"type": "t.echo", "args": {',
+            headers={"content-type": "application/json"},
+        ),
+        400,
+        "malformed_json",
     )
     _assert_problem(
-        client.post("/api/v1/jobs", json={"type": "t.echo", "args": {"message": "a"},
-                                          "priority": 12}),
-        422, "invalid_request", "priority",
+        client.post(
+            "/api/v1/jobs", json={"type": "t.echo", "args": {"message": "a"}, "priority": 12}
+        ),
+        422,
+        "invalid_request",
+        "priority",
     )
     _assert_problem(
         client.post("/api/v1/jobs", json={"type": "t.echo", "argz": {}}),
-        422, "invalid_request", "argz",
+        422,
+        "invalid_request",
+        "argz",
     )
     assert _job_count(client) == 0
     assert _queued_messages(client, settings) == 0
@@ -101,13 +118,18 @@ def test_batch_is_all_or_nothing(client: TestClient, settings: Settings) -> None
 
     bad = [*good[:3], {"type": "t.echo", "args": {}}, {"type": "t.missing"}]
     body = _assert_problem(
-        client.post("/api/v1/jobs/batch", json={"jobs": bad}), 422, "invalid_request",
-        "2 of 5", "nothing was submitted",
+        client.post("/api/v1/jobs/batch", json={"jobs": bad}),
+        422,
+        "invalid_request",
+        "2 of 5",
+        "nothing was submitted",
     )
     assert {e["index"] for e in body["errors"]} == {3, 4}
     too_many = [{"type": "t.noop"}] * (MAX_BATCH_JOBS + 1)
     _assert_problem(
-        client.post("/api/v1/jobs/batch", json={"jobs": too_many}), 413, "batch_too_large",
+        client.post("/api/v1/jobs/batch", json={"jobs": too_many}),
+        413,
+        "batch_too_large",
     )
     _assert_problem(client.post("/api/v1/jobs/batch", json={"jobs": []}), 422, "invalid_request")
     assert _job_count(client) == 200
@@ -122,7 +144,9 @@ def test_idempotency_key(client: TestClient, settings: Settings) -> None:
     assert first.json()["id"] == second.json()["id"]
     _assert_problem(
         client.post("/api/v1/jobs", json={**payload, "args": {"message": "other"}}),
-        409, "idempotency_conflict", "order-17",
+        409,
+        "idempotency_conflict",
+        "order-17",
     )
     assert _queued_messages(client, settings) == 1
 

@@ -10,10 +10,16 @@ from pathlib import Path
 from tests.factories import ROOT, Backend, Stack, make_settings, settings_env
 
 
-def jobyard(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def jobyard(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "jobyard", *args], env=env, cwd=cwd, capture_output=True,
-        text=True, timeout=120,
+        [sys.executable, "-m", "jobyard", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -44,8 +50,9 @@ def test_submit_wait_and_job_commands(stack: Stack) -> None:
 
 def test_progress_logs_command(stack: Stack) -> None:
     stack.worker("media")
-    done = jobyard(stack.env, "submit", "t.progress", "--args", '{"steps": 2, "delay_s": 0.1}',
-                   "--wait")
+    done = jobyard(
+        stack.env, "submit", "t.progress", "--args", '{"steps": 2, "delay_s": 0.1}', "--wait"
+    )
     assert done.returncode == 0, done.stderr
     assert "100%" in done.stderr
     job_id = done.stdout.split()[3]
@@ -82,7 +89,7 @@ def test_config_errors_and_show(tmp_path: Path) -> None:
     config = tmp_path / "jobyard.toml"
     config.write_text(
         'yard = "tests.yards.basic:yard"\n[pools.general]\nconcurrency = 0\n'
-        '[pools.media]\nconcurency = 2\n'
+        "[pools.media]\nconcurency = 2\n"
     )
     bad = jobyard(env, "config", "show", cwd=tmp_path)
     assert bad.returncode == 2
@@ -109,7 +116,8 @@ def test_config_errors_and_show(tmp_path: Path) -> None:
 
 def test_unreachable_database_exit_code(tmp_path: Path) -> None:
     env = {
-        "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
         "JOBYARD_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
     }
     result = jobyard(env, "db", "upgrade", cwd=tmp_path)

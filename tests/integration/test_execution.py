@@ -80,7 +80,7 @@ def test_progress_and_logs_are_visible_while_running(running: Stack) -> None:
 
 
 def test_cancel_running_job(running: Stack, tmp_path: Path) -> None:
-    from jobyard import actions  # noqa: PLC0415
+    from jobyard import actions
 
     marker = tmp_path / "started"
     job_id = _submit(running, "t.until_cancelled", marker=str(marker))
@@ -103,7 +103,7 @@ def test_timeout_stops_the_attempt(running: Stack) -> None:
 
 
 def test_redelivered_message_for_finished_job_is_noop(running: Stack) -> None:
-    from jobyard.store.jobs import Dispatch  # noqa: PLC0415
+    from jobyard.store.jobs import Dispatch
 
     job_id = _submit(running, "t.echo", message="once")
     job = _finished(running, job_id)

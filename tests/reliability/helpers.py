@@ -14,8 +14,9 @@ from tests.factories import Stack, wait_for
 
 
 def submit_record(stack: Stack, key: str, directory: Path, sleep_s: float) -> uuid.UUID:
-    request = submit.JobRequest("t.record", {"key": key, "directory": str(directory),
-                                             "sleep_s": sleep_s})
+    request = submit.JobRequest(
+        "t.record", {"key": key, "directory": str(directory), "sleep_s": sleep_s}
+    )
     return submit.submit_one(stack.runtime, request, submitted_by="test").job.id
 
 

@@ -23,10 +23,8 @@ DEADLINE_S = 240
 
 def _states(stack: Stack) -> Counter[str]:
     with stack.runtime.db.read() as conn:
-        rows = conn.execute(
-            select(jobs_table.c.state, func.count()).group_by(jobs_table.c.state)
-        )
-        return Counter({state: count for state, count in rows})
+        rows = conn.execute(select(jobs_table.c.state, func.count()).group_by(jobs_table.c.state))
+        return Counter({row[0]: row[1] for row in rows})
 
 
 def _children(pid: int) -> list[int]:
@@ -55,8 +53,10 @@ def test_thousand_jobs_with_random_worker_kills(stack: Stack, tmp_path: Path) ->
     stack.worker("media", name="worker-media-b")
     stack.scheduler()
     requests = [
-        submit.JobRequest("t.record", {"key": f"k{i}", "directory": str(out),
-                                       "sleep_s": rng.choice([0.0, 0.0, 0.01, 0.05])})
+        submit.JobRequest(
+            "t.record",
+            {"key": f"k{i}", "directory": str(out), "sleep_s": rng.choice([0.0, 0.0, 0.01, 0.05])},
+        )
         for i in range(JOBS)
     ]
     submit.submit_many(stack.runtime, requests, submitted_by="chaos")
@@ -76,7 +76,8 @@ def test_thousand_jobs_with_random_worker_kills(stack: Stack, tmp_path: Path) ->
 
     with stack.runtime.db.read() as conn:
         succeeded = Counter(
-            row.job_id for row in conn.execute(
+            row.job_id
+            for row in conn.execute(
                 select(attempts_table.c.job_id).where(attempts_table.c.outcome == "succeeded")
             )
         )
@@ -88,5 +89,5 @@ def test_thousand_jobs_with_random_worker_kills(stack: Stack, tmp_path: Path) ->
     done = completions(out)
     # The attempt that committed success ran its body to the end exactly once.
     assert all(done[(key, attempt)] == 1 for key, attempt in final.items())
-    print(f"kills: {kills}; jobs needing more than one attempt: "  # noqa: T201
-          f"{sum(1 for a in final.values() if a > 1)}")
+    retried = sum(1 for a in final.values() if a > 1)
+    print(f"kills: {kills}; jobs needing more than one attempt: {retried}")  # noqa: T201

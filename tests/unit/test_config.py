@@ -29,8 +29,9 @@ def test_defaults_are_the_embedded_setup(tmp_path: Path) -> None:
 def test_precedence_arguments_over_env_over_file(tmp_path: Path) -> None:
     path = tmp_path / "jobyard.toml"
     path.write_text('queue_prefix = "file"\n[pools.media]\nconcurrency = 3\nprefetch = 2\n')
-    settings = load_settings(path, environ={"JOBYARD_POOLS__MEDIA__CONCURRENCY": "5",
-                                            "JOBYARD_QUEUE_PREFIX": "env"})
+    settings = load_settings(
+        path, environ={"JOBYARD_POOLS__MEDIA__CONCURRENCY": "5", "JOBYARD_QUEUE_PREFIX": "env"}
+    )
     assert settings.pools["media"].concurrency == 5 and settings.pools["media"].prefetch == 2
     assert settings.queue_prefix == "env"
     assert load_settings(path, environ={}, queue_prefix="arg").queue_prefix == "arg"

@@ -68,7 +68,7 @@ def test_declaration_errors() -> None:
     with pytest.raises(ConfigError, match="timeout_s must be > 0"):
         yard.job("t", timeout_s=0)
     with pytest.raises(ConfigError, match=r"\*args"):
-        yard.job("v")(lambda *items: None)
+        yard.job("v")(lambda *_items: None)
 
     @yard.job("same")
     def first() -> None: ...

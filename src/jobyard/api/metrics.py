@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from jobyard.api.routes.pools import alive_workers
 from jobyard.runtime import Runtime
 from jobyard.store import jobs, workers
+from jobyard.store.records import PoolStats, WorkerRecord
 
 METRIC_PREFIX = "jobyard"
 DURATION_BUCKETS_S = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
@@ -54,7 +55,8 @@ class JobyardCollector(Collector):
             stats = jobs.pool_stats(conn)
             listing = workers.listing(conn)
         by_state = GaugeMetricFamily(
-            f"{METRIC_PREFIX}_jobs", "Jobs by state, type and pool.",
+            f"{METRIC_PREFIX}_jobs",
+            "Jobs by state, type and pool.",
             labels=["state", "type", "pool"],
         )
         for state, type_, pool, count in counts:
@@ -63,7 +65,9 @@ class JobyardCollector(Collector):
         yield from self._pool_metrics(stats, listing)
         yield self._duration_metric()
 
-    def _pool_metrics(self, stats: dict[str, jobs.PoolStats], listing: list) -> Iterator[Metric]:  # type: ignore[type-arg]
+    def _pool_metrics(
+        self, stats: dict[str, PoolStats], listing: list[WorkerRecord]
+    ) -> Iterator[Metric]:
         now = self._runtime.clock()
         depth = GaugeMetricFamily(
             f"{METRIC_PREFIX}_queue_depth", "Queued jobs per pool.", labels=["pool"]
@@ -73,7 +77,8 @@ class JobyardCollector(Collector):
         )
         oldest = GaugeMetricFamily(
             f"{METRIC_PREFIX}_oldest_queued_age_seconds",
-            "Age of the oldest queued job per pool.", labels=["pool"],
+            "Age of the oldest queued job per pool.",
+            labels=["pool"],
         )
         alive = GaugeMetricFamily(
             f"{METRIC_PREFIX}_workers_alive", "Workers with a fresh heartbeat.", labels=["pool"]
@@ -83,7 +88,11 @@ class JobyardCollector(Collector):
             stat = stats.get(pool)
             depth.add_metric([pool], stat.queued if stat else 0)
             running.add_metric([pool], stat.running if stat else 0)
-            age = (now - stat.oldest_queued_at).total_seconds() if stat and stat.oldest_queued_at else 0
+            age = (
+                (now - stat.oldest_queued_at).total_seconds()
+                if stat and stat.oldest_queued_at
+                else 0
+            )
             oldest.add_metric([pool], age)
             alive.add_metric([pool], alive_counts[pool])
         yield from (depth, running, oldest, alive)
@@ -105,7 +114,8 @@ class JobyardCollector(Collector):
             for labels, histogram in sorted(self._durations.items()):
                 bounds = [*(f"{b:g}" for b in DURATION_BUCKETS_S), "+Inf"]
                 family.add_metric(
-                    list(labels), list(zip(bounds, histogram.buckets, strict=True)),
+                    list(labels),
+                    list(zip(bounds, histogram.buckets, strict=True)),
                     histogram.total_s,
                 )
         return family

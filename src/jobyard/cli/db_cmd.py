@@ -33,6 +33,8 @@ def current(ctx: typer.Context) -> None:
     db = Database(state_of(ctx).settings().database)
     try:
         db.ping()
-        console().print(f"current: {migrate.current_revision(db)}  head: {migrate.head_revision(db)}")
+        console().print(
+            f"current: {migrate.current_revision(db)}  head: {migrate.head_revision(db)}"
+        )
     finally:
         db.close()

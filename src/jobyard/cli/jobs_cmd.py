@@ -32,7 +32,7 @@ def _parse_args(text: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"--args is not valid JSON: {exc.msg} at column {exc.colno}") from exc
     if not isinstance(value, dict):
-        raise InvalidRequest("--args must be a JSON object, such as '{\"message\": \"hi\"}'")
+        raise InvalidRequest('--args must be a JSON object, such as \'{"message": "hi"}\'')
     return value
 
 
@@ -41,7 +41,9 @@ def submit(
     job_type: Annotated[str, typer.Argument(metavar="TYPE", help="Job type name.")],
     args: Annotated[str, typer.Option("--args", "-a", help="Arguments as a JSON object.")] = "{}",
     priority: Annotated[int | None, typer.Option(help="0 (low) to 9 (high).")] = None,
-    idempotency_key: Annotated[str | None, typer.Option(help="Submit at most once per key.")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Submit at most once per key.")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Show progress until the job finishes.")] = False,
 ) -> None:
     """Submit a job; with --wait, follow it to the end and exit 1 unless it succeeded."""
@@ -61,8 +63,11 @@ def submit(
 
 def _follow(runtime: Runtime, job: JobRecord) -> JobRecord:
     columns = (
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-        TextColumn("{task.fields[note]}"), TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
     )
     with Progress(*columns, console=console(stderr=True), transient=False) as bar:
         task = bar.add_task(job.type, total=1.0, note=job.state.value)
@@ -114,9 +119,7 @@ def show(ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="ID")
     finally:
         runtime.close()
     details = job_details(job)
-    details["attempts"] = [
-        {k: getattr(a, k) for k in a.__slots__} for a in attempts
-    ]
+    details["attempts"] = [{k: getattr(a, k) for k in a.__slots__} for a in attempts]
     console().print(as_json(details), markup=False)
 
 

@@ -41,8 +41,12 @@ def jobs_table(records: list[JobRecord]) -> Table:
     for job in records:
         progress = f"{job.progress * 100:.0f}%" if job.progress is not None else ""
         table.add_row(
-            str(job.id), job.type, job.pool, state_text(job.state.value),
-            f"{job.attempt}/{job.max_attempts}", progress,
+            str(job.id),
+            job.type,
+            job.pool,
+            state_text(job.state.value),
+            f"{job.attempt}/{job.max_attempts}",
+            progress,
             job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
     return table

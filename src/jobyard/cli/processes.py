@@ -20,15 +20,13 @@ def web(
     host: Annotated[
         str | None, typer.Option(envvar="JOBYARD_WEB__HOST", help="Bind address.")
     ] = None,
-    port: Annotated[
-        int | None, typer.Option(envvar="JOBYARD_WEB__PORT", help="Bind port.")
-    ] = None,
+    port: Annotated[int | None, typer.Option(envvar="JOBYARD_WEB__PORT", help="Bind port.")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
 ) -> None:
     """Serve the REST API, OpenAPI docs (/docs), health checks and /metrics."""
-    import uvicorn  # noqa: PLC0415 - only this command needs the server
+    import uvicorn
 
-    from jobyard.api.app import create_app  # noqa: PLC0415
+    from jobyard.api.app import create_app
 
     settings = state_of(ctx).settings()
     yard = load_yard(settings.yard)
@@ -49,7 +47,7 @@ def worker(
     ],
 ) -> None:
     """Run a Celery worker that consumes one pool's queue."""
-    from jobyard.execution.celery.worker import run_worker  # noqa: PLC0415
+    from jobyard.execution.celery.worker import run_worker
 
     settings = state_of(ctx).settings()
     yard = load_yard(settings.yard)
@@ -62,7 +60,7 @@ def worker(
 
 def scheduler(ctx: typer.Context) -> None:
     """Re-dispatch unpublished jobs, promote due retries and reap lost or timed-out jobs."""
-    from jobyard.scheduler import loop  # noqa: PLC0415
+    from jobyard.scheduler import loop
 
     runtime: Runtime = state_of(ctx).runtime()
     stop = threading.Event()

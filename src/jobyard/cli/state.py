@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -17,11 +17,10 @@ class CliState:
 
     config: Path | None = None
     verbose: int = 0
-    overrides: dict[str, object] = field(default_factory=dict)
 
     def settings(self) -> Settings:
         """Validated settings (raises ConfigError naming the bad keys)."""
-        return load_settings(self.config, **self.overrides)
+        return load_settings(self.config)
 
     def runtime(self) -> Runtime:
         """An opened runtime; callers close it."""

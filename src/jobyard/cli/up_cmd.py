@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from jobyard.cli.output import console
 from jobyard.cli.processes import install_stop_handlers
@@ -51,7 +52,9 @@ def up(
     install_stop_handlers(stop)
     supervisor.start()
     url = f"http://{settings.web.host}:{settings.web.port}"
-    out.print(f"[bold green]jobyard is up[/]: API {url}/api/v1  docs {url}/docs  metrics {url}/metrics")
+    out.print(
+        f"[bold green]jobyard is up[/]: API {url}/api/v1  docs {url}/docs  metrics {url}/metrics"
+    )
     out.print(f"pools: {', '.join(settings.pools)}; data in {settings.resolved_data_dir}")
     out.print("press Ctrl-C to stop")
     try:
@@ -65,11 +68,11 @@ def up(
         out.print("stopped")
 
 
-def _start_embedded_broker(settings: Settings, out: object) -> object:
+def _start_embedded_broker(settings: Settings, out: Console) -> subprocess.Popen[bytes] | None:
     if not settings.embedded_broker:
         return None
     process = embedded_redis.start(settings.embedded_redis_socket)
-    console().print(f"embedded Redis on {settings.embedded_redis_socket}")
+    out.print(f"embedded Redis on {settings.embedded_redis_socket}")
     return process
 
 
@@ -85,6 +88,7 @@ def _upgrade_database(settings: Settings) -> None:
 
 
 def _children(settings: Settings, config: Path | None) -> list[ChildSpec]:
+    """Children inherit this environment (database and broker URLs) plus these values."""
     env = {
         "JOBYARD_DATA_DIR": str(settings.resolved_data_dir),
         "JOBYARD_WEB__HOST": settings.web.host,
@@ -94,8 +98,9 @@ def _children(settings: Settings, config: Path | None) -> list[ChildSpec]:
         env["JOBYARD_CONFIG"] = str(config)
     base = [sys.executable, "-m", "jobyard"]
     specs = [ChildSpec("web", [*base, "web"], env)]
-    specs += [ChildSpec(f"worker-{pool}", [*base, "worker", "--pool", pool], env)
-              for pool in settings.pools]
+    specs += [
+        ChildSpec(f"worker-{pool}", [*base, "worker", "--pool", pool], env)
+        for pool in settings.pools
+    ]
     specs.append(ChildSpec("scheduler", [*base, "scheduler"], env))
-    _ = os.environ  # children inherit the rest of the environment (database/broker URLs)
     return specs

@@ -72,7 +72,9 @@ def promote_due_retries(runtime: Runtime) -> int:
                 values={"dispatched_at": None, "run_after": None},
             )
             if record is not None:
-                promoted.append(Dispatch(record.id, record.queue, record.priority, record.timeout_s))
+                promoted.append(
+                    Dispatch(record.id, record.queue, record.priority, record.timeout_s)
+                )
     publish_committed(runtime, promoted)
     return len(promoted)
 
@@ -104,6 +106,8 @@ def heal_lost_messages(runtime: Runtime) -> int:
         healed += len(lost)
         log.warning(
             "queue %s was empty while %d job(s) waited; published them again",
-            queue, len(lost), extra={"action": "heal_lost_messages"},
+            queue,
+            len(lost),
+            extra={"action": "heal_lost_messages"},
         )
     return healed

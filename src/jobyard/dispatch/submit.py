@@ -124,8 +124,12 @@ def _indexed(index: int, exc: InvalidRequest) -> list[dict[str, Any]]:
     field_errors = exc.details.get("errors")
     if isinstance(exc, InvalidArgs) and field_errors:
         return [
-            {"index": index, "code": exc.code, "field": f"args.{e['field']}",
-             "message": e["message"]}
+            {
+                "index": index,
+                "code": exc.code,
+                "field": f"args.{e['field']}",
+                "message": e["message"],
+            }
             for e in field_errors
         ]
     return [{"index": index, "code": exc.code, "message": exc.message}]

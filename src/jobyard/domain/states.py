@@ -6,10 +6,10 @@ here once and a unit test can walk them.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     """Lifecycle state of a job; the values are also the database values."""
 
     QUEUED = "queued"
@@ -53,7 +53,7 @@ def is_allowed(source: JobState, target: JobState) -> bool:
     return (source, target) in TRANSITIONS
 
 
-class AttemptOutcome(str, Enum):
+class AttemptOutcome(StrEnum):
     """How one attempt of a job ended; stored per attempt."""
 
     SUCCEEDED = "succeeded"

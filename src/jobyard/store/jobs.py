@@ -118,10 +118,7 @@ def attempts(conn: Connection, job_id: uuid.UUID) -> list[AttemptRecord]:
         .where(attempts_table.c.job_id == job_id)
         .order_by(attempts_table.c.attempt)
     ).mappings()
-    return [
-        AttemptRecord(**{k: row[k] for k in AttemptRecord.__slots__})  # type: ignore[arg-type]
-        for row in rows
-    ]
+    return [AttemptRecord(**{k: row[k] for k in AttemptRecord.__slots__}) for row in rows]
 
 
 def record_attempt(
@@ -350,7 +347,7 @@ def finished_between(
 
 def _aware(value: Any) -> datetime | None:
     """Aggregates bypass the column type on SQLite; restore UTC there."""
-    from datetime import UTC  # noqa: PLC0415
+    from datetime import UTC
 
     if value is None:
         return None

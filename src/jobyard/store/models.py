@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -16,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     Uuid,
@@ -142,7 +143,7 @@ class Worker(Base):
     __table_args__ = (Index(None, "pool", "heartbeat_at"),)
 
 
-jobs_table = Job.__table__
-attempts_table = JobAttempt.__table__
-logs_table = JobLog.__table__
-workers_table = Worker.__table__
+jobs_table = cast(Table, Job.__table__)
+attempts_table = cast(Table, JobAttempt.__table__)
+logs_table = cast(Table, JobLog.__table__)
+workers_table = cast(Table, Worker.__table__)

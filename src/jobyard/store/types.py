@@ -25,6 +25,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        del dialect  # both dialects give UTC back; SQLite's value just lacks the tzinfo
         if value is None:
             return None
         assert isinstance(value, datetime)

@@ -46,9 +46,7 @@ def create_job(body: JobCreate, runtime: RuntimeDep, response: Response) -> JobP
 @router.post("/batch", status_code=status.HTTP_201_CREATED, responses=ERRORS)
 def create_batch(body: JobBatchCreate, runtime: RuntimeDep) -> BatchCreated:
     """Submit up to 10,000 jobs in one transaction: all are stored, or none."""
-    outcome = submit.submit_many(
-        runtime, [_request(job) for job in body.jobs], submitted_by="api"
-    )
+    outcome = submit.submit_many(runtime, [_request(job) for job in body.jobs], submitted_by="api")
     return BatchCreated(
         created=sum(1 for s in outcome if s.created), jobs=[JobPublic.of(s.job) for s in outcome]
     )
@@ -58,16 +56,14 @@ def create_batch(body: JobBatchCreate, runtime: RuntimeDep) -> BatchCreated:
 def list_jobs(
     runtime: RuntimeDep,
     state: JobState | None = None,
-    type: Annotated[str | None, Query(max_length=200)] = None,  # noqa: A002
+    type: Annotated[str | None, Query(max_length=200)] = None,
     pool: Annotated[str | None, Query(max_length=64)] = None,
     cursor: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> JobsPage:
     """Jobs, newest first, filtered by state, type and pool."""
     with runtime.db.read() as conn:
-        items = jobs.page(
-            conn, state=state, type_=type, pool=pool, before=cursor, limit=limit + 1
-        )
+        items = jobs.page(conn, state=state, type_=type, pool=pool, before=cursor, limit=limit + 1)
     more = len(items) > limit
     items = items[:limit]
     return JobsPage(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from jobyard.config import Settings
 from jobyard.domain.limits import MAX_PRIORITY
@@ -31,7 +31,7 @@ def make_celery(settings: Settings, longest_timeout_s: float) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_queues=[
-            Queue(
+            Queue(  # type: ignore[no-untyped-call]
                 settings.queue_for(pool),
                 routing_key=settings.queue_for(pool),
                 queue_arguments={"x-max-priority": MAX_PRIORITY + 1},

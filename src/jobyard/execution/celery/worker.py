@@ -57,8 +57,12 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
     holder = ProcessStateHolder(settings, yard)
 
     @app.task(  # type: ignore[untyped-decorator]
-        name=EXECUTE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
-        ignore_result=True, max_retries=None,
+        name=EXECUTE_TASK,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        ignore_result=True,
+        max_retries=None,
     )
     def execute(task: Task, job_id: str) -> str:
         state = holder.get()
