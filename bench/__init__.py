@@ -1,0 +1,1 @@
+"""Benchmarks; run `python bench/throughput.py`."""
