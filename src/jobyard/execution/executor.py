@@ -29,7 +29,6 @@ from jobyard.execution.leases import LeaseKeeper
 from jobyard.execution.owners import is_dead_local_owner
 from jobyard.runtime import Runtime
 from jobyard.store import jobs, logs
-from jobyard.store.models import jobs_table
 from jobyard.store.records import JobRecord
 
 log = logging.getLogger(__name__)
@@ -75,12 +74,19 @@ def claim(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
     runtime = state.runtime
     now = runtime.clock()
     values = _claim_values(state, now)
-    with runtime.db.write() as conn:
+    with runtime.db.single() as conn:
         job = jobs.transition(
-            conn, job_id, source=JobState.QUEUED, target=JobState.RUNNING, now=now, values=values
+            conn,
+            job_id,
+            source=JobState.QUEUED,
+            target=JobState.RUNNING,
+            now=now,
+            values=values,
+            next_attempt=True,
         )
-        if job is not None:
-            return job
+    if job is not None:
+        return job
+    with runtime.db.write() as conn:
         current = jobs.fetch(conn, job_id)
         if current is None:
             log.warning("message for unknown job %s dropped", job_id, extra={"job_id": job_id})
@@ -94,7 +100,6 @@ def claim(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
 def _claim_values(state: ProcessState, now: datetime) -> dict[str, Any]:
     lease_s = state.runtime.settings.worker.lease_s
     return {
-        "attempt": jobs_table.c.attempt + 1,
         "started_at": now,
         "finished_at": None,
         "lease_owner": state.owner,
@@ -123,7 +128,13 @@ def _take_over(
     )
     log.info("took over job %s after its worker died", lost.id, extra={"job_id": lost.id})
     return jobs.transition(
-        conn, lost.id, source=JobState.QUEUED, target=JobState.RUNNING, now=now, values=values
+        conn,
+        lost.id,
+        source=JobState.QUEUED,
+        target=JobState.RUNNING,
+        now=now,
+        values=values,
+        next_attempt=True,
     )
 
 
@@ -141,30 +152,20 @@ def retry_lost_attempt(
     limit = max(lost.max_attempts, runtime.settings.worker.lost_attempts_max)
     message = f"worker {lost.lease_owner} stopped during attempt {lost.attempt}"
     error = {"error": message, "error_type": "WorkerLost", "traceback": None}
-    if has_attempts_left(lost.attempt, limit):
-        moved = jobs.transition(
-            conn,
-            lost.id,
-            source=JobState.RUNNING,
-            target=JobState.RETRYING,
-            now=now,
-            attempt=lost.attempt,
-            values={"run_after": run_after, "max_attempts": limit, **error},
-        )
-    else:
-        moved = jobs.transition(
-            conn,
-            lost.id,
-            source=JobState.RUNNING,
-            target=JobState.FAILED,
-            now=now,
-            attempt=lost.attempt,
-            values={"finished_at": now, **error},
-        )
-    if moved is None:
-        return False
-    jobs.record_attempt(conn, lost, outcome=AttemptOutcome.LOST.value, finished_at=now, **error)
-    return moved.state is JobState.RETRYING
+    retry = has_attempts_left(lost.attempt, limit)
+    moved = jobs.transition(
+        conn,
+        lost.id,
+        source=JobState.RUNNING,
+        target=JobState.RETRYING if retry else JobState.FAILED,
+        now=now,
+        attempt=lost.attempt,
+        values={"run_after": run_after, "max_attempts": limit, **error}
+        if retry
+        else {"finished_at": now, **error},
+        ends=jobs.AttemptEnd(AttemptOutcome.LOST.value, message, "WorkerLost"),
+    )
+    return moved is not None and moved.state is JobState.RETRYING
 
 
 def run_attempt(state: ProcessState, job: JobRecord) -> str:
@@ -230,21 +231,39 @@ def _succeed(
         "error_type": None,
         "traceback": None,
     }
-    with state.runtime.db.write() as conn:
+    ends = jobs.AttemptEnd(AttemptOutcome.SUCCEEDED.value)
+    return _finish(state, job, handler, JobState.SUCCEEDED, values, ends, now)
+
+
+def _finish(
+    state: ProcessState,
+    job: JobRecord,
+    handler: BufferingJobHandler,
+    target: JobState,
+    values: dict[str, Any],
+    ends: jobs.AttemptEnd,
+    now: datetime,
+) -> str:
+    """End the attempt: one statement for state and attempt record, then any log lines."""
+    with state.runtime.db.single() as conn:
         done = jobs.transition(
             conn,
             job.id,
             source=JobState.RUNNING,
-            target=JobState.SUCCEEDED,
+            target=target,
             now=now,
             attempt=job.attempt,
             values=values,
+            ends=ends,
         )
-        logs.append(conn, handler.take())
-        if done is None:
+    rows = handler.take()
+    if rows:
+        with state.runtime.db.write() as conn:
+            logs.append(conn, rows)
+    if done is None:
+        with state.runtime.db.write() as conn:
             return _overtaken(conn, job, now)
-        jobs.record_attempt(conn, job, outcome=AttemptOutcome.SUCCEEDED.value, finished_at=now)
-    return JobState.SUCCEEDED.value
+    return target.value
 
 
 def _storable(result: Any) -> Any:
@@ -288,21 +307,8 @@ def _fail(
         target, values = JobState.RETRYING, {"run_after": now + timedelta(seconds=delay)}
     else:
         target, values = JobState.FAILED, {"finished_at": now}
-    with state.runtime.db.write() as conn:
-        moved = jobs.transition(
-            conn,
-            job.id,
-            source=JobState.RUNNING,
-            target=target,
-            now=now,
-            attempt=job.attempt,
-            values={**values, **error},
-        )
-        logs.append(conn, handler.take())
-        if moved is None:
-            return _overtaken(conn, job, now)
-        jobs.record_attempt(conn, job, outcome=failure.outcome.value, finished_at=now, **error)
-    return target.value
+    ends = jobs.AttemptEnd(failure.outcome.value, **error)
+    return _finish(state, job, handler, target, {**values, **error}, ends, now)
 
 
 def _overtaken(conn: Connection, job: JobRecord, now: datetime) -> str:

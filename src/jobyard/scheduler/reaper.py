@@ -89,14 +89,12 @@ def _end_timed_out(runtime: Runtime, job: JobRecord, now: datetime) -> None:
             now=now,
             attempt=job.attempt,
             values=values,
+            ends=jobs.AttemptEnd(AttemptOutcome.TIMED_OUT.value, **error),
         )
-        if moved is not None:
-            jobs.record_attempt(
-                conn, job, outcome=AttemptOutcome.TIMED_OUT.value, finished_at=now, **error
-            )
-            log.warning(
-                "job %s timed out (attempt %d)",
-                job.id,
-                job.attempt,
-                extra={"action": "reap_timeout", "job_id": job.id},
-            )
+    if moved is not None:
+        log.warning(
+            "job %s timed out (attempt %d)",
+            job.id,
+            job.attempt,
+            extra={"action": "reap_timeout", "job_id": job.id},
+        )

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    String,
+    Text,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from jobyard.domain.states import JobState, is_allowed
 from jobyard.errors import JobNotFound
 from jobyard.store.db import Database
 from jobyard.store.models import attempts_table, jobs_table
 from jobyard.store.records import AttemptRecord, JobRecord, PoolStats
+from jobyard.store.types import UTCDateTime
 
 J = jobs_table.c
 
@@ -29,6 +42,16 @@ class Dispatch:
     timeout_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptEnd:
+    """How the attempt a transition ends went; stored in `jobyard_job_attempts`."""
+
+    outcome: str
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+
+
 def transition(
     conn: Connection,
     job_id: uuid.UUID,
@@ -38,11 +61,14 @@ def transition(
     now: datetime,
     attempt: int | None = None,
     values: Mapping[str, Any] | None = None,
+    ends: AttemptEnd | None = None,
+    next_attempt: bool = False,
 ) -> JobRecord | None:
     """Move one job from `source` to `target` if it is still there (compare-and-set).
 
     Args:
-        conn: an open write transaction.
+        conn: a write transaction, or an autocommit connection (`Database.single`): the
+            change, with its attempt record, is one statement on PostgreSQL.
         job_id: the job.
         source: the state the caller saw; the update applies only if it is unchanged.
         target: the new state; (source, target) must be in `domain.states.TRANSITIONS`.
@@ -50,6 +76,8 @@ def transition(
         attempt: when given, the update also requires this attempt number, so a stale
             attempt (a worker that lost its lease) cannot finish a job taken over since.
         values: other columns to set in the same statement.
+        ends: record the job's current attempt as ended this way, atomically with the change.
+        next_attempt: count a new attempt (`attempt = attempt + 1`), for starting a run.
 
     Returns:
         The updated job, or None when the guard rejected the change.
@@ -59,17 +87,108 @@ def transition(
     """
     if not is_allowed(source, target):
         raise ValueError(f"transition {source.value} -> {target.value} is not allowed")
-    guard = [J.id == job_id, J.state == source.value]
-    if attempt is not None:
-        guard.append(J.attempt == attempt)
+    values = dict(values or {})
+    recording = ends is not None and conn.dialect.name == "postgresql"
+    statement = _transition_statement(
+        tuple(sorted(values)), attempt is not None, next_attempt, recording
+    )
+    params: dict[str, Any] = {
+        "job_id": job_id,
+        "source": source.value,
+        "target": target.value,
+        "now": now,
+        "guard_attempt": attempt,
+        **{f"v_{key}": value for key, value in values.items()},
+    }
+    if recording:
+        assert ends is not None
+        params.update(_attempt_params(ends, now))
+    row = conn.execute(statement, params).mappings().first()
+    if row is None:
+        return None
+    record = JobRecord.from_row(row)
+    if ends is not None and not recording:
+        record_attempt(
+            conn,
+            record,
+            outcome=ends.outcome,
+            finished_at=now,
+            error=ends.error,
+            error_type=ends.error_type,
+            traceback=ends.traceback,
+        )
+    return record
+
+
+@functools.lru_cache(maxsize=256)
+def _transition_statement(
+    keys: tuple[str, ...], guard_attempt: bool, next_attempt: bool, recording: bool
+) -> Executable:
+    """The guarded UPDATE for one shape of transition, built once and reused.
+
+    Building SQLAlchemy statements per call cost more CPU than the database round trip.
+    """
+    guard = [J.id == bindparam("job_id"), J.state == bindparam("source")]
+    if guard_attempt:
+        guard.append(J.attempt == bindparam("guard_attempt"))
+    assignments: dict[str, Any] = {
+        key: bindparam(f"v_{key}", type_=jobs_table.c[key].type) for key in keys
+    }
+    if next_attempt:
+        assignments["attempt"] = J.attempt + 1
     statement = (
         update(jobs_table)
         .where(*guard)
-        .values(state=target.value, updated_at=now, **dict(values or {}))
+        .values(
+            state=bindparam("target"),
+            updated_at=bindparam("now", type_=UTCDateTime()),
+            **assignments,
+        )
         .returning(*jobs_table.c)
     )
-    row = conn.execute(statement).mappings().first()
-    return JobRecord.from_row(row) if row is not None else None
+    if not recording:
+        return statement
+    moved = statement.cte("moved")
+    A = attempts_table.c
+    recorded = (
+        insert(attempts_table)
+        .from_select(
+            [
+                A.job_id,
+                A.attempt,
+                A.outcome,
+                A.worker,
+                A.started_at,
+                A.finished_at,
+                A.error,
+                A.error_type,
+                A.traceback,
+            ],
+            select(
+                moved.c.id,
+                moved.c.attempt,
+                bindparam("a_outcome", type_=String()),
+                moved.c.lease_owner,
+                moved.c.started_at,
+                bindparam("a_finished_at", type_=UTCDateTime()),
+                bindparam("a_error", type_=Text()),
+                bindparam("a_error_type", type_=String()),
+                bindparam("a_traceback", type_=Text()),
+            ),
+        )
+        .cte("recorded")
+    )
+    return select(moved).add_cte(recorded)
+
+
+def _attempt_params(ends: AttemptEnd, now: datetime) -> dict[str, Any]:
+    return {
+        "a_outcome": ends.outcome,
+        "a_finished_at": now,
+        "a_error": ends.error,
+        "a_error_type": ends.error_type,
+        "a_traceback": ends.traceback,
+    }
 
 
 def insert_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
