@@ -87,6 +87,14 @@ class PoolConfig(_Section):
         "prefork", description="Celery execution pool: prefork for CPU work, threads for I/O."
     )
     prefetch: int = Field(1, ge=1, description="Messages each worker process reserves ahead.")
+    dispatch_chunk: int = Field(
+        1,
+        ge=1,
+        le=500,
+        description="Jobs of one batch submit carried per broker message. Above 1 it saves "
+        "the broker's per-message cost for pools of many short jobs; such jobs then run one "
+        "after another on one worker process, and their timeouts are enforced by the reaper.",
+    )
     max_tasks_per_child: int | None = Field(
         None, ge=1, description="Recycle a prefork child after this many jobs (memory leaks)."
     )

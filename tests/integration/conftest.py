@@ -44,6 +44,7 @@ def running(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory)
     try:
         stack.worker("general")
         stack.worker("media")
+        stack.worker("bulk")
         stack.scheduler()
         yield stack
     finally:

@@ -114,3 +114,17 @@ def test_redelivered_message_for_finished_job_is_noop(running: Stack) -> None:
     assert again.state is JobState.SUCCEEDED and again.attempt == 1
     assert again.updated_at == job.updated_at
     assert _attempts(running, job_id) == [(1, "succeeded")]
+
+
+def test_chunked_pool_runs_every_job_once(running: Stack, tmp_path: Path) -> None:
+    """A `dispatch_chunk` pool: 25 jobs in 3 messages, one failing once, all succeed once."""
+    requests = [
+        submit.JobRequest("t.bulk", {"key": f"b{i}", "directory": str(tmp_path), "fail": i == 7})
+        for i in range(25)
+    ]
+    ids = [s.job.id for s in submit.submit_many(running.runtime, requests, submitted_by="t")]
+    done = [_finished(running, job_id) for job_id in ids]
+    assert {job.state for job in done} == {JobState.SUCCEEDED}
+    assert [job.result for job in done] == [2 if i == 7 else 1 for i in range(25)]
+    lines = (tmp_path / "completions.log").read_text().split("\n")
+    assert sorted(filter(None, lines)) == sorted(f"b{i} {2 if i == 7 else 1}" for i in range(25))

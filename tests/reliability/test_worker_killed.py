@@ -38,3 +38,23 @@ def test_killed_worker_job_recovers_via_lease(running: Stack, tmp_path: Path) ->
     assert job.state is JobState.SUCCEEDED
     assert attempts(running, job_id) == [(1, "lost"), (2, "succeeded")]
     assert completions(tmp_path) == {("whole", 2): 1}
+
+
+def test_killed_mid_chunk_every_job_finishes_once(running: Stack, tmp_path: Path) -> None:
+    """SIGKILL while a multi-job message is half done: the rest still run, each once."""
+    from jobyard.dispatch import submit
+
+    requests = [
+        submit.JobRequest("t.bulk", {"key": f"c{i}", "directory": str(tmp_path), "sleep_s": 0.3})
+        for i in range(10)
+    ]
+    ids = [s.job.id for s in submit.submit_many(running.runtime, requests, submitted_by="t")]
+    started = tmp_path / "c3.started"
+    wait_for(started.exists, timeout_s=30, what="the fourth job of the chunk")
+    os.kill(int(started.read_text()), signal.SIGKILL)
+
+    jobs_done = [finished(running, job_id) for job_id in ids]
+    assert {job.state for job in jobs_done} == {JobState.SUCCEEDED}
+    assert attempts(running, ids[3]) == [(1, "lost"), (2, "succeeded")]
+    done = completions(tmp_path)
+    assert sum(done.values()) == 10 and set(done.values()) == {1}

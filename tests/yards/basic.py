@@ -93,6 +93,20 @@ def record(ctx: JobContext, key: str, directory: str, sleep_s: float = 0.0) -> i
     return ctx.attempt
 
 
+@yard.job("t.bulk", pool="bulk", retries=1, backoff_s=0.05)
+def bulk(
+    ctx: JobContext, key: str, directory: str, sleep_s: float = 0.0, fail: bool = False
+) -> int:
+    """Many short jobs delivered several per message."""
+    Path(directory, f"{key}.started").write_text(str(os.getpid()))
+    time.sleep(sleep_s)
+    if fail and ctx.attempt == 1:
+        raise RuntimeError("first attempt fails")
+    with open(Path(directory, "completions.log"), "a", encoding="utf-8") as out:
+        out.write(f"{key} {ctx.attempt}\n")
+    return ctx.attempt
+
+
 @yard.job("t.noop", pool="general")
 def noop() -> None:
     return None

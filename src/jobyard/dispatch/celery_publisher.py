@@ -7,7 +7,7 @@ trips: kombu's Redis transport otherwise builds a client per message (about 1 ms
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -33,6 +33,9 @@ class CeleryPublisher:
         self._redis = settings.broker_is_redis
         self._grace_s = settings.worker.hard_timeout_grace_s
         self.app = make_celery(settings, longest_timeout_s)
+        self._chunk_sizes = {
+            settings.queue_for(name): pool.dispatch_chunk for name, pool in settings.pools.items()
+        }
 
     def publish(self, dispatches: Sequence[Dispatch]) -> None:
         if not dispatches:
@@ -47,34 +50,52 @@ class CeleryPublisher:
         """What `send_task` does, minus the per-message routing and queue declaration."""
         declared: set[str] = set()
         amqp = self.app.amqp
-        for item in dispatches:
-            if item.queue not in declared:
-                producer.maybe_declare(amqp.queues[item.queue])
-                declared.add(item.queue)
-            job_id = str(item.id)
+        for chunk in self._chunks(dispatches):
+            first = chunk[0]
+            if first.queue not in declared:
+                producer.maybe_declare(amqp.queues[first.queue])
+                declared.add(first.queue)
+            ids = [str(item.id) for item in chunk]
+            single = len(ids) == 1
             headers, properties, body, _ = amqp.as_task_v2(
-                job_id,
+                ids[0],
                 EXECUTE_TASK,
-                args=[job_id],
-                soft_time_limit=item.timeout_s,
-                time_limit=item.timeout_s + self._grace_s,
+                args=ids,
+                # One job: Celery's own limits. Several: each job's limit is the reaper's.
+                soft_time_limit=first.timeout_s if single else None,
+                time_limit=sum(item.timeout_s for item in chunk) + self._grace_s,
                 ignore_result=True,
-                # Celery would saferepr() the arguments; for one uuid that is most of its cost.
-                argsrepr=f"['{job_id}']",
+                # Celery would saferepr() the arguments; for uuids that is most of its cost.
+                argsrepr=repr(ids),
                 kwargsrepr="{}",
             )
             producer.publish(
                 body,
                 exchange="",
-                routing_key=item.queue,
+                routing_key=first.queue,
                 serializer="json",
                 headers=headers,
-                priority=broker_priority(item.priority, redis=self._redis),
+                priority=broker_priority(first.priority, redis=self._redis),
                 delivery_mode=PERSISTENT,
                 declare=None,
                 retry=False,
                 **properties,
             )
+
+    def _chunks(self, dispatches: Sequence[Dispatch]) -> Iterator[list[Dispatch]]:
+        """Consecutive jobs of one queue and priority, up to the pool's `dispatch_chunk`."""
+        chunk: list[Dispatch] = []
+        for item in dispatches:
+            size = self._chunk_sizes.get(item.queue, 1)
+            if chunk and (
+                len(chunk) >= size
+                or (chunk[0].queue, chunk[0].priority) != (item.queue, item.priority)
+            ):
+                yield chunk
+                chunk = []
+            chunk.append(item)
+        if chunk:
+            yield chunk
 
     def ping(self) -> None:
         try:

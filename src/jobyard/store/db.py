@@ -43,8 +43,8 @@ class Database:
         pool checkout and checkin around every job; a connection that fails is dropped.
         """
         if self.is_sqlite:
-            with self.write() as conn:
-                yield conn
+            with self.write() as transaction:
+                yield transaction
             return
         conn: Connection | None = getattr(self._held, "conn", None)
         if conn is None or conn.closed or conn.invalidated:

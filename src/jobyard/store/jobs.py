@@ -185,7 +185,7 @@ def _transition_statement(
 
 def _execute_returning_one(
     conn: Connection, statement: Executable, params: dict[str, Any]
-) -> Mapping[str, Any] | None:
+) -> Mapping[Any, Any] | None:
     """Run a cached transition statement and return its one row, if any.
 
     On PostgreSQL the statement is compiled once and sent straight through psycopg (as a

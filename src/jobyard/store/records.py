@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy import RowMapping
 
 from jobyard.domain.states import JobState
 
@@ -44,7 +43,7 @@ class JobRecord:
     finished_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: RowMapping) -> JobRecord:
+    def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
         """Build from a full `jobyard_jobs` row."""
         values = {name: row[name] for name in cls.__slots__}
         values["state"] = JobState(values["state"])

@@ -64,17 +64,21 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
         ignore_result=True,
         max_retries=None,
     )
-    def execute(task: Task, job_id: str) -> str:
+    def execute(task: Task, *job_ids: str) -> str:
+        """Run the jobs of one message in order (several only for `dispatch_chunk` pools)."""
         state = holder.get()
-        try:
-            job = executor.claim(state, uuid.UUID(job_id))
-        except DBAPIError as exc:
-            # Not claimed, so nothing else would deliver it again: ask the broker to.
-            log.warning("database unavailable before job %s started; retrying", job_id)
-            raise task.retry(countdown=CLAIM_RETRY_S, exc=exc) from exc
-        if job is None:
-            return "skipped"
-        return executor.run_attempt(state, job)
+        outcomes = []
+        for index, job_id in enumerate(job_ids):
+            try:
+                job = executor.claim(state, uuid.UUID(job_id))
+            except DBAPIError as exc:
+                # Not claimed, so nothing else would deliver these again: ask the broker to.
+                log.warning("database unavailable before job %s started; retrying", job_id)
+                raise task.retry(
+                    args=list(job_ids[index:]), countdown=CLAIM_RETRY_S, exc=exc
+                ) from exc
+            outcomes.append("skipped" if job is None else executor.run_attempt(state, job))
+        return ",".join(outcomes)
 
     app.steps["worker"].add(_heartbeat_step(settings, yard, pool))
     return app
