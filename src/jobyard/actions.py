@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import Connection
+
 from jobyard.dispatch import outbox
 from jobyard.domain.states import CANCELLABLE_STATES, RETRYABLE_BY_USER_STATES, JobState
 from jobyard.errors import InvalidState, JobNotFound, TransitionRejected, UnknownJobType
@@ -89,8 +91,8 @@ def retry(runtime: Runtime, job_id: uuid.UUID) -> JobRecord:
     return moved
 
 
-def _existing(conn: object, job_id: uuid.UUID) -> JobRecord:
-    job = jobs.fetch(conn, job_id)  # type: ignore[arg-type]
+def _existing(conn: Connection, job_id: uuid.UUID) -> JobRecord:
+    job = jobs.fetch(conn, job_id)
     if job is None:
         raise JobNotFound(f"no job with id {job_id}", id=str(job_id))
     return job

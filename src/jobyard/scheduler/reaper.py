@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
+
 from jobyard.domain.retries import backoff_delay_s, has_attempts_left
 from jobyard.domain.states import AttemptOutcome, JobState
 from jobyard.errors import UnknownJobType
@@ -43,8 +45,8 @@ def reap_lost(runtime: Runtime, now: datetime) -> int:
     return count
 
 
-def _now_failed(conn: object, job: JobRecord) -> bool:
-    current = jobs.fetch(conn, job.id)  # type: ignore[arg-type]
+def _now_failed(conn: Connection, job: JobRecord) -> bool:
+    current = jobs.fetch(conn, job.id)
     return current is not None and current.state is JobState.FAILED
 
 
