@@ -14,7 +14,7 @@ from jobyard.domain.states import JobState
 from jobyard.errors import InvalidArgs, JobNotFound
 from jobyard.store import jobs
 from tests import services
-from tests.factories import Backend, Stack, make_settings, wait_for
+from tests.factories import TEST_POOLS, Backend, Stack, make_settings, wait_for
 from tests.yards.basic import yard
 
 
@@ -24,10 +24,7 @@ def serial_settings(backend: Backend, tmp_path: Path) -> Iterator[Settings]:
     built = make_settings(
         backend,
         tmp_path / "data",
-        pools={
-            "general": {"concurrency": 1, "celery_pool": "solo", "prefetch": 1},
-            "media": {"concurrency": 1, "celery_pool": "solo"},
-        },
+        pools={**TEST_POOLS, "general": {"concurrency": 1, "celery_pool": "solo", "prefetch": 1}},
     )
     yield built
     queues = [built.queue_for(pool) for pool in built.pools]
