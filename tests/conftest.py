@@ -22,8 +22,10 @@ for _name in [
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> None:
+def pg_template() -> Iterator[None]:
     services.create_pg_template()
+    yield
+    services.drop_pg_template()
 
 
 @pytest.fixture(scope="session")

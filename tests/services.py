@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -58,6 +59,12 @@ def pg_admin() -> psycopg.Connection[tuple[object, ...]]:
     except psycopg.OperationalError as exc:
         unavailable("postgres", exc)
         raise
+
+
+def drop_pg_template() -> None:
+    """Leave the shared server as the session found it."""
+    with pg_admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)")
 
 
 def create_pg_template() -> None:
@@ -133,10 +140,20 @@ def delete_amqp_queues(url: str, names: list[str]) -> None:
 
 
 def delete_redis_queues(url: str, prefix: str) -> None:
+    """Remove a test's queues, bindings and unacked messages from the shared Redis."""
     client = redis.Redis.from_url(url)
     keys = list(client.scan_iter(f"{prefix}.*"))
     if keys:
         client.delete(*keys)
+    for binding in client.scan_iter("_kombu.binding*"):
+        members = [m for m in client.smembers(binding) if m.decode().startswith(prefix)]
+        if members:
+            client.srem(binding, *members)
+    for tag, payload in client.hscan_iter("unacked"):
+        message = json.loads(payload)[0]
+        if message["properties"]["delivery_info"]["routing_key"].startswith(prefix):
+            client.hdel("unacked", tag)
+            client.zrem("unacked_index", tag)
     client.close()
 
 
