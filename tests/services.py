@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from kombu import Connection
+from kombu.connection import Connection
 
 from jobyard.embedded import redis as embedded_redis
 from jobyard.store import migrate
@@ -124,7 +124,7 @@ def check_redis(url: str) -> None:
 
 def check_amqp(url: str) -> None:
     try:
-        with Connection(url, connect_timeout=3) as conn:
+        with Connection(url, connect_timeout=3) as conn:  # type: ignore[no-untyped-call]
             conn.ensure_connection(max_retries=1)
     except Exception as exc:  # kombu raises several transport-specific types
         unavailable("rabbitmq", exc)
@@ -132,11 +132,15 @@ def check_amqp(url: str) -> None:
 
 def delete_amqp_queues(url: str, names: list[str]) -> None:
     """Remove a test's queues so RabbitMQ does not accumulate them."""
-    with Connection(url, connect_timeout=3) as conn:
+    with Connection(url, connect_timeout=3) as conn:  # type: ignore[no-untyped-call]
         channel = conn.channel()
         for name in names:
             channel.queue_delete(name)
         channel.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def delete_redis_queues(url: str, prefix: str) -> None:
@@ -146,7 +150,7 @@ def delete_redis_queues(url: str, prefix: str) -> None:
     if keys:
         client.delete(*keys)
     for binding in client.scan_iter("_kombu.binding*"):
-        members = [m for m in client.smembers(binding) if m.decode().startswith(prefix)]
+        members = [m for m in client.smembers(binding) if _text(m).startswith(prefix)]
         if members:
             client.srem(binding, *members)
     for tag, payload in client.hscan_iter("unacked"):

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -41,7 +42,7 @@ def test_up_demo_runs_every_demo_job(tmp_path: Path) -> None:
             "demo.flaky": _submit(base, "demo.flaky", {}),
         }
         for job_type, job_id in submitted.items():
-            job = wait_for(lambda i=job_id: _terminal(base, i), timeout_s=60, what=job_type)
+            job = wait_for(partial(_terminal, base, job_id), timeout_s=60, what=job_type)
             assert (job["state"], job["result"]) == EXPECTED[job_type], job
         flaky = httpx.get(f"{base}/api/v1/jobs/{submitted['demo.flaky']}").json()
         assert [a["outcome"] for a in flaky["attempts"]] == ["failed", "succeeded"]
