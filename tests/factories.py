@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jobyard.config import Settings, load_settings
+from jobyard.domain.states import TERMINAL_STATES
 from jobyard.runtime import Runtime
+from jobyard.store import jobs
+from jobyard.store.records import JobRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -93,6 +96,26 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
         time.sleep(interval_s)
+
+
+def finished(stack: Stack, job_id: uuid.UUID, timeout_s: float = 60) -> JobRecord:
+    """The job once it reached a final state; the processes' logs are printed on timeout."""
+
+    def probe() -> JobRecord | None:
+        job = jobs.get(stack.runtime.db, job_id)
+        return job if job.state in TERMINAL_STATES else None
+
+    try:
+        return wait_for(probe, timeout_s=timeout_s, what=f"job {job_id} to finish")
+    except AssertionError:
+        print(stack.logs())  # noqa: T201 - shown only when the test fails
+        raise
+
+
+def attempts(stack: Stack, job_id: uuid.UUID) -> list[tuple[int, str]]:
+    """(attempt, outcome) of every finished attempt."""
+    with stack.runtime.db.read() as conn:
+        return [(a.attempt, a.outcome) for a in jobs.attempts(conn, job_id)]
 
 
 @dataclass

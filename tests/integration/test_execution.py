@@ -6,32 +6,15 @@ import uuid
 from pathlib import Path
 
 from jobyard.dispatch import submit
-from jobyard.domain.states import TERMINAL_STATES, JobState
+from jobyard.domain.states import JobState
 from jobyard.store import jobs, logs
 from jobyard.store.records import JobRecord
-from tests.factories import Stack, wait_for
+from tests.factories import Stack, attempts, finished, wait_for
 
 
 def _submit(stack: Stack, type_: str, **args: object) -> uuid.UUID:
     request = submit.JobRequest(type_, dict(args))
     return submit.submit_one(stack.runtime, request, submitted_by="test").job.id
-
-
-def _finished(stack: Stack, job_id: uuid.UUID, timeout_s: float = 30) -> JobRecord:
-    def probe() -> JobRecord | None:
-        job = jobs.get(stack.runtime.db, job_id)
-        return job if job.state in TERMINAL_STATES else None
-
-    try:
-        return wait_for(probe, timeout_s=timeout_s, what=f"job {job_id} to finish")
-    except AssertionError:
-        print(stack.logs())  # noqa: T201 - shown only when the test fails
-        raise
-
-
-def _attempts(stack: Stack, job_id: uuid.UUID) -> list[tuple[int, str]]:
-    with stack.runtime.db.read() as conn:
-        return [(a.attempt, a.outcome) for a in jobs.attempts(conn, job_id)]
 
 
 def test_outcomes(running: Stack) -> None:
@@ -45,20 +28,20 @@ def test_outcomes(running: Stack) -> None:
         "big": _submit(running, "t.big_result"),
         "odd": _submit(running, "t.unserializable"),
     }
-    done = {name: _finished(running, job_id) for name, job_id in ids.items()}
+    done = {name: finished(running, job_id) for name, job_id in ids.items()}
 
     assert done["echo"].state is JobState.SUCCEEDED
     assert done["echo"].result == {"message": "hi", "count": 2}
     assert done["model"].result == 5
     assert (done["flaky"].state, done["flaky"].result) == (JobState.SUCCEEDED, 2)
-    assert _attempts(running, ids["flaky"]) == [(1, "failed"), (2, "succeeded")]
+    assert attempts(running, ids["flaky"]) == [(1, "failed"), (2, "succeeded")]
     assert done["fail"].state is JobState.FAILED
     assert done["fail"].error == "bad input" and done["fail"].error_type == "ValueError"
     assert "Traceback" in (done["fail"].traceback or "")
-    assert _attempts(running, ids["fail"]) == [(1, "failed"), (2, "failed")]
+    assert attempts(running, ids["fail"]) == [(1, "failed"), (2, "failed")]
     assert (done["retry"].state, done["retry"].result) == (JobState.SUCCEEDED, 2)
     assert done["big"].state is JobState.FAILED and "1 MiB" in (done["big"].error or "")
-    assert _attempts(running, ids["big"]) == [(1, "failed")]
+    assert attempts(running, ids["big"]) == [(1, "failed")]
     assert done["odd"].state is JobState.FAILED
     assert "JSON" in (done["odd"].error or "")
 
@@ -72,8 +55,8 @@ def test_progress_and_logs_are_visible_while_running(running: Stack) -> None:
 
     seen = wait_for(midway, timeout_s=20, what="progress while running")
     assert seen.progress_message and seen.progress_message.startswith("step")
-    finished = _finished(running, job_id)
-    assert finished.state is JobState.SUCCEEDED and finished.progress == 1.0
+    done = finished(running, job_id)
+    assert done.state is JobState.SUCCEEDED and done.progress == 1.0
     with running.runtime.db.read() as conn:
         lines = [line.message for line in logs.page(conn, job_id)]
     assert lines == [f"did step {n}" for n in range(1, 5)]
@@ -88,7 +71,7 @@ def test_cancel_running_job(running: Stack, tmp_path: Path) -> None:
     assert actions.cancel(running.runtime, job_id).state is JobState.CANCELLED
 
     def attempt_recorded() -> list[tuple[int, str]]:
-        return _attempts(running, job_id)
+        return attempts(running, job_id)
 
     assert wait_for(attempt_recorded, timeout_s=20, what="attempt end") == [(1, "cancelled")]
     assert jobs.get(running.runtime.db, job_id).state is JobState.CANCELLED
@@ -96,24 +79,24 @@ def test_cancel_running_job(running: Stack, tmp_path: Path) -> None:
 
 def test_timeout_stops_the_attempt(running: Stack) -> None:
     job_id = _submit(running, "t.slow_timeout")
-    job = _finished(running, job_id, timeout_s=30)
+    job = finished(running, job_id, timeout_s=30)
     assert job.state is JobState.FAILED
     assert "timed out" in (job.error or "")
-    assert _attempts(running, job_id) == [(1, "timed_out")]
+    assert attempts(running, job_id) == [(1, "timed_out")]
 
 
 def test_redelivered_message_for_finished_job_is_noop(running: Stack) -> None:
     from jobyard.store.jobs import Dispatch
 
     job_id = _submit(running, "t.echo", message="once")
-    job = _finished(running, job_id)
+    job = finished(running, job_id)
     running.runtime.publisher.publish([Dispatch(job.id, job.queue, job.priority, job.timeout_s)])
     marker_id = _submit(running, "t.noop")
-    _finished(running, marker_id)  # the duplicate was consumed before or alongside this one
+    finished(running, marker_id)  # the duplicate was consumed before or alongside this one
     again = jobs.get(running.runtime.db, job_id)
     assert again.state is JobState.SUCCEEDED and again.attempt == 1
     assert again.updated_at == job.updated_at
-    assert _attempts(running, job_id) == [(1, "succeeded")]
+    assert attempts(running, job_id) == [(1, "succeeded")]
 
 
 def test_chunked_pool_runs_every_job_once(running: Stack, tmp_path: Path) -> None:
@@ -123,7 +106,7 @@ def test_chunked_pool_runs_every_job_once(running: Stack, tmp_path: Path) -> Non
         for i in range(25)
     ]
     ids = [s.job.id for s in submit.submit_many(running.runtime, requests, submitted_by="t")]
-    done = [_finished(running, job_id) for job_id in ids]
+    done = [finished(running, job_id) for job_id in ids]
     assert {job.state for job in done} == {JobState.SUCCEEDED}
     assert [job.result for job in done] == [2 if i == 7 else 1 for i in range(25)]
     lines = (tmp_path / "completions.log").read_text().split("\n")

@@ -15,16 +15,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 @db_app.command("upgrade")
 def upgrade(ctx: typer.Context) -> None:
     """Create or migrate the job tables to the newest schema."""
-    settings = state_of(ctx).settings()
-    if settings.database_url is None:
-        settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database)
-    try:
-        db.ping()
-        migrate.upgrade(db)
-        console().print(f"database at revision {migrate.current_revision(db)}")
-    finally:
-        db.close()
+    revision = migrate.upgrade_url(state_of(ctx).settings().database)
+    console().print(f"database at revision {revision}")
 
 
 @db_app.command("current")

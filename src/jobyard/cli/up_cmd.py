@@ -19,7 +19,6 @@ from jobyard.embedded import redis as embedded_redis
 from jobyard.loader import load_yard
 from jobyard.runtime import check_configuration
 from jobyard.store import migrate
-from jobyard.store.db import Database
 from jobyard.supervisor import ChildSpec, Supervisor
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "packs" / "demo" / "jobyard.toml"
@@ -46,15 +45,14 @@ def up(
     check_configuration(settings, load_yard(settings.yard))
     out = console()
     redis_process = _start_embedded_broker(settings, out)
-    _upgrade_database(settings)
+    migrate.upgrade_url(settings.database)
     supervisor = Supervisor(_children(settings, state.config), on_event=out.print)
     stop = threading.Event()
     install_stop_handlers(stop)
     supervisor.start()
     url = f"http://{settings.web.host}:{settings.web.port}"
-    out.print(
-        f"[bold green]jobyard is up[/]: API {url}/api/v1  docs {url}/docs  metrics {url}/metrics"
-    )
+    out.print(f"[bold green]jobyard is up[/]: API {url}/api/v1  docs {url}/docs")
+    out.print(f"health {url}/readyz  metrics {url}/metrics")
     out.print(f"pools: {', '.join(settings.pools)}; data in {settings.resolved_data_dir}")
     out.print("press Ctrl-C to stop")
     try:
@@ -74,17 +72,6 @@ def _start_embedded_broker(settings: Settings, out: Console) -> subprocess.Popen
     process = embedded_redis.start(settings.embedded_redis_socket)
     out.print(f"embedded Redis on {settings.embedded_redis_socket}")
     return process
-
-
-def _upgrade_database(settings: Settings) -> None:
-    if settings.database_url is None:
-        settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database)
-    try:
-        db.ping()
-        migrate.upgrade(db)
-    finally:
-        db.close()
 
 
 def _children(settings: Settings, config: Path | None) -> list[ChildSpec]:

@@ -42,6 +42,23 @@ def head_revision(db: Database) -> str | None:
     return ScriptDirectory.from_config(alembic_config(db)).get_current_head()
 
 
+def upgrade_url(url: str) -> str | None:
+    """Create (a SQLite file's folder too) and migrate the database at `url`; its revision.
+
+    Raises:
+        ServiceUnavailable: the database cannot be reached.
+    """
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db = Database(url)
+    try:
+        db.ping()
+        upgrade(db)
+        return current_revision(db)
+    finally:
+        db.close()
+
+
 def require_current(db: Database) -> None:
     """Refuse to run against a database without the newest schema.
 
