@@ -21,6 +21,15 @@ for _name in [
     del os.environ[_name]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _neutral_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run from an empty folder: no ./jobyard.toml or .jobyard/ of the checkout leaks in."""
+    previous = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(previous)
+
+
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[None]:
     services.create_pg_template()

@@ -27,6 +27,8 @@ from jobyard.errors import ConfigError
 ENV_PREFIX = "JOBYARD_"
 CONFIG_ENV = "JOBYARD_CONFIG"
 DEFAULT_CONFIG_FILE = "jobyard.toml"
+#: Written by `jobyard up`: the config it runs with, so other commands in this folder find it.
+UP_CONFIG_POINTER = Path(".jobyard") / "config-path"
 POOL_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
 
@@ -268,7 +270,11 @@ def _check_scheme(url: str | None, allowed: set[str], example: str) -> str | Non
 
 
 def find_config_file(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
-    """The config file to read: `--config`, else $JOBYARD_CONFIG, else ./jobyard.toml if any."""
+    """The config file to read.
+
+    In order: `--config`, $JOBYARD_CONFIG, ./jobyard.toml, else the one a `jobyard up` started
+    from this folder runs with (so `jobyard submit` finds the demo of `jobyard up --demo`).
+    """
     chosen = explicit or environ.get(CONFIG_ENV)
     if chosen:
         path = Path(chosen).expanduser()
@@ -276,7 +282,13 @@ def find_config_file(explicit: str | Path | None, environ: Mapping[str, str]) ->
             raise ConfigError(f"config file {path} does not exist: check --config or ${CONFIG_ENV}")
         return path.resolve()
     default = Path(DEFAULT_CONFIG_FILE)
-    return default.resolve() if default.is_file() else None
+    if default.is_file():
+        return default.resolve()
+    if UP_CONFIG_POINTER.is_file():
+        pointed = Path(UP_CONFIG_POINTER.read_text(encoding="utf-8").strip())
+        if pointed.is_file():
+            return pointed
+    return None
 
 
 def load_settings(

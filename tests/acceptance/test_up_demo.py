@@ -49,6 +49,26 @@ def test_up_demo_runs_every_demo_job(tmp_path: Path) -> None:
         logs = httpx.get(f"{base}/api/v1/jobs/{submitted['demo.progress']}/logs").json()
         assert len(logs["items"]) == 3
         assert (tmp_path / ".jobyard" / "jobyard.db").exists()
+        # Another terminal in the same folder, no settings: the CLI finds the running demo.
+        cli = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jobyard",
+                "submit",
+                "demo.echo",
+                "--args",
+                '{"message": "from the cli"}',
+                "--wait",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cli.returncode == 0, cli.stderr
+        assert '"message": "from the cli"' in cli.stdout
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(60)

@@ -14,7 +14,7 @@ from rich.console import Console
 from jobyard.cli.output import console
 from jobyard.cli.processes import install_stop_handlers
 from jobyard.cli.state import state_of
-from jobyard.config import Settings
+from jobyard.config import UP_CONFIG_POINTER, Settings
 from jobyard.embedded import redis as embedded_redis
 from jobyard.loader import load_yard
 from jobyard.runtime import check_configuration
@@ -46,6 +46,7 @@ def up(
     out = console()
     redis_process = _start_embedded_broker(settings, out)
     migrate.upgrade_url(settings.database)
+    _point_to_config(state.config)
     supervisor = Supervisor(_children(settings, state.config), on_event=out.print)
     stop = threading.Event()
     install_stop_handlers(stop)
@@ -72,6 +73,15 @@ def _start_embedded_broker(settings: Settings, out: Console) -> subprocess.Popen
     process = embedded_redis.start(settings.embedded_redis_socket)
     out.print(f"embedded Redis on {settings.embedded_redis_socket}")
     return process
+
+
+def _point_to_config(config: Path | None) -> None:
+    """Let other commands run from this folder use the same config as this `up`."""
+    UP_CONFIG_POINTER.parent.mkdir(parents=True, exist_ok=True)
+    if config is None:
+        UP_CONFIG_POINTER.unlink(missing_ok=True)
+    else:
+        UP_CONFIG_POINTER.write_text(str(config.resolve()), encoding="utf-8")
 
 
 def _children(settings: Settings, config: Path | None) -> list[ChildSpec]:
