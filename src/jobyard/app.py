@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -290,8 +290,6 @@ def _inspect_signature(
 
 def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
     try:
-        import typing
-
-        return typing.get_type_hints(func)
+        return get_type_hints(func)
     except Exception:  # annotations that cannot be resolved fall back to Any
         return {}

@@ -7,6 +7,7 @@ completes twice. The broker-specific parts (Celery signals, time-limit exception
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import traceback
@@ -185,8 +186,10 @@ def run_attempt(state: ProcessState, job: JobRecord) -> str:
         failure = Failure(AttemptOutcome.FAILED, exc.reason, "Retry", None, exc.after_s)
         return _fail(state, job, definition, handler, failure)
     except state.timeout_errors as exc:
-        failure = _failure(exc, outcome=AttemptOutcome.TIMED_OUT)
-        failure = Failure(**{**failure.__dict__, "error": f"timed out after {job.timeout_s:g}s"})
+        failure = dataclasses.replace(
+            _failure(exc, outcome=AttemptOutcome.TIMED_OUT),
+            error=f"timed out after {job.timeout_s:g}s",
+        )
         return _fail(state, job, definition, handler, failure)
     except Exception as exc:
         return _fail(state, job, definition, handler, _failure(exc))

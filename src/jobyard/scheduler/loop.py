@@ -13,8 +13,9 @@ from jobyard.scheduler import reaper
 log = logging.getLogger(__name__)
 
 
-#: The lost-message check asks the broker for queue lengths, so it runs less often than a tick.
-HEAL_EVERY_TICKS = 10
+#: The sweeps (lost messages: asks the broker for queue lengths; timeouts: reads every running
+#: job) are backstops behind Celery's own limits and redelivery, so they run every tenth tick.
+SWEEP_EVERY_TICKS = 10
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,14 @@ class TickReport:
     healed: int
 
 
-def tick(runtime: Runtime, *, heal: bool = True) -> TickReport:
-    """Run every duty once (`heal`: also look for messages the broker lost)."""
+def tick(runtime: Runtime, *, sweep: bool = True) -> TickReport:
+    """Run every duty once (`sweep`: also the timeout and lost-message sweeps)."""
     now = runtime.clock()
     lost = reaper.reap_lost(runtime, now)
-    timed_out = reaper.reap_timed_out(runtime, now)
+    timed_out = reaper.reap_timed_out(runtime, now) if sweep else 0
     promoted = outbox.promote_due_retries(runtime)
     redispatched = outbox.redispatch_stale(runtime)
-    healed = outbox.heal_lost_messages(runtime) if heal else 0
+    healed = outbox.heal_lost_messages(runtime) if sweep else 0
     return TickReport(promoted, redispatched, lost, timed_out, healed)
 
 
@@ -46,7 +47,7 @@ def run(runtime: Runtime, stop: threading.Event) -> None:
     count = 0
     while not stop.is_set():
         try:
-            tick(runtime, heal=count % HEAL_EVERY_TICKS == 0)
+            tick(runtime, sweep=count % SWEEP_EVERY_TICKS == 0)
             count += 1
         except Exception:  # database or broker down: keep the loop alive, retry next tick
             log.warning("scheduler tick failed", exc_info=True, extra={"action": "tick"})

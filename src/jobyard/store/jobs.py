@@ -503,8 +503,6 @@ def finished_between(
 
 def _aware(value: Any) -> datetime | None:
     """Aggregates bypass the column type on SQLite; restore UTC there."""
-    from datetime import UTC
-
     if value is None:
         return None
     if isinstance(value, str):
