@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from jobyard.domain.routing import queue_name
+from jobyard.domain.schedules import ScheduleSpec
 from jobyard.errors import ConfigError
 
 ENV_PREFIX = "JOBYARD_"
@@ -141,7 +142,7 @@ class WorkerSettings(_Section):
 
 
 class SchedulerSettings(_Section):
-    """The scheduler loop: outbox re-dispatch, retries and the reaper."""
+    """The scheduler loop: schedules, outbox re-dispatch, retries and the reaper."""
 
     poll_interval_s: float = Field(0.5, gt=0, description="Seconds between scheduler ticks.")
     dispatch_grace_s: float = Field(
@@ -155,6 +156,18 @@ class SchedulerSettings(_Section):
         gt=0,
         description="Queued jobs published this long ago whose queue is empty are published "
         "again (the broker lost them, e.g. a restart without persistence).",
+    )
+    lease_s: float = Field(
+        15.0,
+        gt=0,
+        description="Leader lease: one scheduler works at a time; another takes over this "
+        "long after the leader stops renewing.",
+    )
+    misfire_grace_s: float = Field(
+        60.0, ge=0, description="A fire time at most this late is on time (`skip_missed`)."
+    )
+    catchup_limit: int = Field(
+        100, ge=1, le=10000, description="Most missed runs `run_all` starts for one schedule."
     )
 
 
@@ -181,6 +194,9 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
     scheduler: SchedulerSettings = Field(default_factory=lambda: SchedulerSettings())
     pools: dict[str, PoolConfig] = Field(default_factory=dict, description="Worker pools.")
+    schedules: list[ScheduleSpec] = Field(
+        default_factory=list, description="Config-managed schedules (`[[schedules]]`)."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -204,6 +220,16 @@ class Settings(BaseSettings):
                     "(a DNS-1123 label of at most 40 characters)"
                 )
         return pools
+
+    @field_validator("schedules")
+    @classmethod
+    def _unique_schedule_names(cls, schedules: list[ScheduleSpec]) -> list[ScheduleSpec]:
+        seen: set[str] = set()
+        for spec in schedules:
+            if spec.name in seen:
+                raise ValueError(f"schedule name '{spec.name}' appears twice")
+            seen.add(spec.name)
+        return schedules
 
     @field_validator("database_url")
     @classmethod

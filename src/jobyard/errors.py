@@ -80,6 +80,12 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class ScheduleNotFound(NotFound):
+    """No schedule has this id or name."""
+
+    code = "schedule_not_found"
+
+
 class Conflict(JobyardError):
     """The request conflicts with the current state."""
 
@@ -97,6 +103,18 @@ class IdempotencyConflict(Conflict):
     """This idempotency key was already used for a job with other type or args."""
 
     code = "idempotency_conflict"
+
+
+class ScheduleNameTaken(Conflict):
+    """Another schedule already has this name."""
+
+    code = "schedule_name_taken"
+
+
+class ManagedByConfig(Conflict):
+    """The schedule is declared in jobyard.toml: change it there (it re-syncs at start)."""
+
+    code = "schedule_managed_by_config"
 
 
 class TransitionRejected(JobyardError):

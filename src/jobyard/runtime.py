@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from jobyard import schedules
 from jobyard.app import Yard
 from jobyard.clock import utcnow
 from jobyard.config import Settings, load_settings
@@ -69,6 +70,7 @@ class Runtime:
 def check_configuration(settings: Settings, yard: Yard) -> None:
     """Errors that need both the config and the code: undeclared pools, unsupported modes."""
     yard.check_pools(settings)
+    schedules.check_config(settings, yard)
     for name, pool in settings.pools.items():
         if pool.mode == "pod-per-job":
             raise ConfigError(

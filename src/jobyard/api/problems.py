@@ -41,7 +41,7 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
     fields = [
         {
             "field": ".".join(str(p) for p in e["loc"] if p != "body") or "(body)",
-            "message": e["msg"],
+            "message": e["msg"].removeprefix("Value error, "),
             "type": e["type"],
         }
         for e in errors

@@ -105,7 +105,7 @@ def _validated_rows(
                         f"idempotency_key '{request.idempotency_key}' appears twice in the batch"
                     )
                 keys.add(request.idempotency_key)
-            rows.append(_row(runtime, request, submitted_by, now))
+            rows.append(job_row(runtime, request, submitted_by, now))
         except InvalidRequest as exc:
             first = first or exc
             errors.extend(_indexed(index, exc))
@@ -135,9 +135,14 @@ def _indexed(index: int, exc: InvalidRequest) -> list[dict[str, Any]]:
     return [{"index": index, "code": exc.code, "message": exc.message}]
 
 
-def _row(
+def job_row(
     runtime: Runtime, request: JobRequest, submitted_by: str | None, now: datetime
 ) -> dict[str, Any]:
+    """A validated `jobyard_jobs` row for one request, not yet stored.
+
+    Raises:
+        InvalidRequest: unknown type, invalid or oversized args, bad priority.
+    """
     definition = runtime.yard.definition(request.type)
     size = len(json.dumps(request.args, separators=(",", ":"), default=str))
     if size > MAX_ARGS_BYTES:

@@ -1,4 +1,9 @@
-"""The scheduler loop: each tick promotes due retries, re-dispatches the outbox, reaps."""
+"""The scheduler loop: whoever holds the leader lease fires schedules and keeps the spine.
+
+Each tick, every scheduler process tries to take or renew the lease. The leader then fires
+due schedules (fenced by the lease), promotes due retries, re-dispatches the outbox and reaps
+lost and timed-out jobs. A newly elected leader first syncs `[[schedules]]` from its config.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,12 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from jobyard import schedules
 from jobyard.dispatch import outbox
 from jobyard.runtime import Runtime
 from jobyard.scheduler import reaper
+from jobyard.scheduler.firing import fire_due
+from jobyard.scheduler.leader import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +30,7 @@ SWEEP_EVERY_TICKS = 10
 class TickReport:
     """What one tick did."""
 
+    fired: int
     promoted: int
     redispatched: int
     lost: int
@@ -29,27 +38,72 @@ class TickReport:
     healed: int
 
 
-def tick(runtime: Runtime, *, sweep: bool = True) -> TickReport:
-    """Run every duty once (`sweep`: also the timeout and lost-message sweeps)."""
+def tick(runtime: Runtime, leader: Leadership, *, sweep: bool = True) -> TickReport | None:
+    """Run every duty once as leader (`sweep`: also the timeout and lost-message sweeps).
+
+    Returns None when the lease turned out to be lost: nothing was fired.
+    """
+    firing = fire_due(runtime, leader.fence)
+    if firing is None:
+        return None
     now = runtime.clock()
     lost = reaper.reap_lost(runtime, now)
     timed_out = reaper.reap_timed_out(runtime, now) if sweep else 0
     promoted = outbox.promote_due_retries(runtime)
     redispatched = outbox.redispatch_stale(runtime)
     healed = outbox.heal_lost_messages(runtime) if sweep else 0
-    return TickReport(promoted, redispatched, lost, timed_out, healed)
+    return TickReport(firing.fired, promoted, redispatched, lost, timed_out, healed)
 
 
-def run(runtime: Runtime, stop: threading.Event) -> None:
-    """Tick until `stop` is set; a failing tick is logged and the next one tries again."""
-    interval = runtime.settings.scheduler.poll_interval_s
-    log.info("scheduler started", extra={"action": "scheduler_start"})
-    count = 0
-    while not stop.is_set():
+class Scheduler:
+    """One scheduler process: its lease, tick count and last config sync."""
+
+    def __init__(self, runtime: Runtime, *, holder: str | None = None) -> None:
+        self.runtime = runtime
+        self.leader = Leadership(runtime.db, runtime.settings.scheduler.lease_s, holder=holder)
+        self.ticks = 0
+        self._synced_token: int | None = None
+
+    def step(self) -> TickReport | None:
+        """One iteration: renew or take the lease, then (as leader) sync if new and tick."""
+        if self.leader.refresh():
+            log.info(
+                "became scheduler leader (token %s)",
+                self.leader.token,
+                extra={"action": "leader_elected", "holder": self.leader.holder},
+            )
+        if not self.leader.is_leader:
+            return None
+        if self._synced_token != self.leader.token:
+            changed = schedules.sync_config(self.runtime)
+            self._synced_token = self.leader.token
+            if changed:
+                log.info("synced %d schedule(s) from config", changed, extra={"action": "sync"})
+        report = tick(self.runtime, self.leader, sweep=self.ticks % SWEEP_EVERY_TICKS == 0)
+        self.ticks += 1
+        return report
+
+    def run(self, stop: threading.Event) -> None:
+        """Step until `stop` is set; a failing step is logged and the next one tries again."""
+        log.info(
+            "scheduler started",
+            extra={"action": "scheduler_start", "holder": self.leader.holder},
+        )
         try:
-            tick(runtime, sweep=count % SWEEP_EVERY_TICKS == 0)
-            count += 1
-        except Exception:  # database or broker down: keep the loop alive, retry next tick
-            log.warning("scheduler tick failed", exc_info=True, extra={"action": "tick"})
-        stop.wait(interval)
-    log.info("scheduler stopped", extra={"action": "scheduler_stop"})
+            while not stop.is_set():
+                try:
+                    self.step()
+                except Exception:  # database or broker down: keep going, retry next tick
+                    log.warning("scheduler tick failed", exc_info=True, extra={"action": "tick"})
+                stop.wait(self.runtime.settings.scheduler.poll_interval_s)
+        finally:
+            try:
+                self.leader.release()
+            except Exception:
+                log.warning("could not release the leader lease", exc_info=True)
+        log.info("scheduler stopped", extra={"action": "scheduler_stop"})
+
+
+def run(runtime: Runtime, stop: threading.Event, *, holder: str | None = None) -> None:
+    """Run a scheduler process until `stop` is set."""
+    Scheduler(runtime, holder=holder).run(stop)

@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -39,6 +40,10 @@ NAMING = {
 JSONType = JSON().with_variant(postgresql.JSONB(), "postgresql")
 #: BIGINT autoincrement that SQLite accepts as its rowid alias.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+#: Rows the overlap check reads: a schedule's unfinished jobs, whatever its history's length.
+SCHEDULE_ACTIVE = "schedule_id IS NOT NULL AND state IN ('queued', 'running', 'retrying')"
 
 
 class Base(DeclarativeBase):
@@ -77,12 +82,23 @@ class Job(Base):
     run_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The schedule that fired this job and the planned fire time (no foreign key: history
+    #: outlives a deleted schedule). Unique together: a tick fires once, whatever races.
+    schedule_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         Index(None, "state", "pool"),
         Index(None, "type", "id"),
         Index(None, "pool", "id"),
         Index(None, "state", "id"),
+        Index(None, "schedule_id", "scheduled_for", unique=True),
+        Index(
+            "ix_jobyard_jobs_schedule_active",
+            "schedule_id",
+            postgresql_where=text(SCHEDULE_ACTIVE),
+            sqlite_where=text(SCHEDULE_ACTIVE),
+        ),
     )
 
 
@@ -143,7 +159,59 @@ class Worker(Base):
     __table_args__ = (Index(None, "pool", "heartbeat_at"),)
 
 
+class Schedule(Base):
+    """A periodic job: a job type with fixed args, a trigger and policies."""
+
+    __tablename__ = "jobyard_schedules"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    type: Mapped[str] = mapped_column(String(200))
+    args: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    priority: Mapped[int | None] = mapped_column(SmallInteger)
+    cron: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    interval_s: Mapped[float | None] = mapped_column(Float)
+    jitter_s: Mapped[float] = mapped_column(Float)
+    overlap: Mapped[str] = mapped_column(String(16))
+    catchup: Mapped[str] = mapped_column(String(16))
+    paused: Mapped[bool] = mapped_column(Boolean)
+    managed_by: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(Text)
+    #: Interval schedules count their fire times from here.
+    anchor_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The next planned fire time, and when it is due (planned + jitter).
+    next_fire_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    fired_count: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    skipped_count: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "paused", "next_due_at"),)
+
+
+class Lease(Base):
+    """A named lease with a fencing token (the scheduler's leader lease).
+
+    `expires_at` is seconds since the epoch on the database's clock, so a process whose own
+    clock jumps can neither keep a lease too long nor lose it early.
+    """
+
+    __tablename__ = "jobyard_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    token: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[float] = mapped_column(Float)
+    acquired_at: Mapped[float] = mapped_column(Float)
+
+
 jobs_table = cast(Table, Job.__table__)
 attempts_table = cast(Table, JobAttempt.__table__)
 logs_table = cast(Table, JobLog.__table__)
 workers_table = cast(Table, Worker.__table__)
+schedules_table = cast(Table, Schedule.__table__)
+leases_table = cast(Table, Lease.__table__)

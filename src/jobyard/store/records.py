@@ -41,6 +41,8 @@ class JobRecord:
     run_after: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    schedule_id: uuid.UUID | None
+    scheduled_for: datetime | None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
