@@ -136,7 +136,7 @@ def update(
                 "(pause and resume work here)",
                 name=current.name,
             )
-        spec = _validated({**spec_of(current).model_dump(), **changes})
+        spec = _validated({**spec_of(current).model_dump(), **_switch_trigger(changes)})
         args = check_job(runtime.yard, spec)
         if spec.name != current.name and store.fetch_by_name(conn, spec.name) is not None:
             raise _name_taken(spec.name)
@@ -287,6 +287,15 @@ def _spec_values(spec: ScheduleSpec, args: dict[str, Any]) -> dict[str, Any]:
     values["overlap"] = spec.overlap.value
     values["catchup"] = spec.catchup.value
     return values
+
+
+def _switch_trigger(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Setting `interval_s` on a cron schedule (or the reverse) replaces the other trigger."""
+    switched = dict(changes)
+    for given, other in (("cron", "interval_s"), ("interval_s", "cron")):
+        if switched.get(given) is not None and other not in switched:
+            switched[other] = None
+    return switched
 
 
 def _validated(values: Mapping[str, Any]) -> ScheduleSpec:

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from jobyard.api import problems
 from jobyard.api.metrics import make_registry
-from jobyard.api.routes import health, jobs, pools
+from jobyard.api.routes import health, jobs, pools, schedules
 from jobyard.app import Yard
 from jobyard.config import Settings
 from jobyard.runtime import Runtime
@@ -38,6 +38,7 @@ def create_app(settings: Settings, *, yard: Yard | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(jobs.router)
     app.include_router(pools.router)
+    app.include_router(schedules.router)
     app.include_router(health.router)
 
     @app.get("/metrics", include_in_schema=False)

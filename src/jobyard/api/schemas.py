@@ -9,8 +9,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobyard.domain.limits import MAX_PRIORITY, MIN_PRIORITY
+from jobyard.domain.schedules import Catchup, ManagedBy, Overlap
 from jobyard.domain.states import JobState
 from jobyard.store.records import AttemptRecord, JobRecord, LogRecord, WorkerRecord
+from jobyard.store.schedules import ScheduleRecord
 
 
 class _Body(BaseModel):
@@ -79,6 +81,8 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     run_after: datetime | None
+    schedule_id: uuid.UUID | None = Field(None, description="The schedule that fired it.")
+    scheduled_for: datetime | None = Field(None, description="Its planned fire time.")
     attempts: list[AttemptPublic] | None = None
 
     @classmethod
@@ -175,3 +179,68 @@ class Problem(BaseModel):
 
     code: str
     message: str
+
+
+class SchedulePatch(_Body):
+    """A partial edit of a schedule; what is left out stays as it is."""
+
+    name: str | None = None
+    type: str | None = None
+    args: dict[str, Any] | None = None
+    priority: int | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    interval_s: float | str | None = None
+    jitter_s: float | str | None = None
+    overlap: Overlap | None = None
+    catchup: Catchup | None = None
+    paused: bool | None = None
+    description: str | None = None
+
+
+class SchedulePublic(BaseModel):
+    """A schedule as the API shows it."""
+
+    id: uuid.UUID
+    name: str
+    type: str
+    args: dict[str, Any]
+    priority: int | None
+    cron: str | None
+    timezone: str
+    interval_s: float | None
+    jitter_s: float
+    overlap: Overlap
+    catchup: Catchup
+    paused: bool
+    managed_by: ManagedBy
+    description: str | None
+    next_fire_at: datetime | None = Field(description="Next planned fire time; null if paused.")
+    last_fire_at: datetime | None
+    last_job_id: uuid.UUID | None
+    fired_count: int
+    skipped_count: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, record: ScheduleRecord) -> SchedulePublic:
+        fields = {name: getattr(record, name) for name in cls.model_fields}
+        if record.paused:
+            fields["next_fire_at"] = None
+        return cls(**fields)
+
+
+class SchedulesPage(BaseModel):
+    """Every schedule, by name."""
+
+    items: list[SchedulePublic]
+
+
+class UpcomingFires(BaseModel):
+    """The next fire times of a schedule, in UTC and in its timezone."""
+
+    name: str
+    timezone: str
+    fires: list[datetime]
+    local: list[str]

@@ -309,11 +309,14 @@ def page(
     state: JobState | None = None,
     type_: str | None = None,
     pool: str | None = None,
+    schedule_id: uuid.UUID | None = None,
     before: uuid.UUID | None = None,
     limit: int = 50,
 ) -> list[JobRecord]:
     """Newest jobs first (ids are time-ordered), optionally before the cursor id."""
     query = select(jobs_table).order_by(J.id.desc()).limit(limit)
+    if schedule_id is not None:
+        query = query.where(J.schedule_id == schedule_id)
     if state is not None:
         query = query.where(J.state == state.value)
     if type_ is not None:

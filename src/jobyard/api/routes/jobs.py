@@ -58,12 +58,21 @@ def list_jobs(
     state: JobState | None = None,
     type: Annotated[str | None, Query(max_length=200)] = None,
     pool: Annotated[str | None, Query(max_length=64)] = None,
+    schedule: Annotated[uuid.UUID | None, Query(description="Fired by this schedule id.")] = None,
     cursor: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
 ) -> JobsPage:
     """Jobs, newest first, filtered by state, type and pool."""
     with runtime.db.read() as conn:
-        items = jobs.page(conn, state=state, type_=type, pool=pool, before=cursor, limit=limit + 1)
+        items = jobs.page(
+            conn,
+            state=state,
+            type_=type,
+            pool=pool,
+            schedule_id=schedule,
+            before=cursor,
+            limit=limit + 1,
+        )
     more = len(items) > limit
     items = items[:limit]
     return JobsPage(
