@@ -78,7 +78,9 @@ def test_interval_schedule_fires_each_tick_once(api: TestClient, clock: FakeCloc
     scheduler.step()
     runs = fired(api, schedule["id"])
     assert [j.scheduled_for for j in runs] == [at(60), at(120)]
-    assert all(j.state is JobState.QUEUED and j.submitted_by == "schedule:every-minute" for j in runs)
+    assert all(
+        j.state is JobState.QUEUED and j.submitted_by == "schedule:every-minute" for j in runs
+    )
     assert all(j.args == {"message": "tick", "count": 1} for j in runs)
     # Scheduled runs are ordinary jobs: in the jobs list and the job API, with their schedule.
     body = api.get(f"/api/v1/jobs/{runs[0].id}").json()

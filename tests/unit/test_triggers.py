@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,7 +23,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[arg-type,misc]
 
 
 def cron(expression: str, timezone: str = "UTC") -> Trigger:
@@ -73,7 +74,7 @@ def test_wildcard_hour_cron_runs_in_both_occurrences_of_the_repeated_hour() -> N
         "2026-11-01 01:30 EST",
         "2026-11-01 02:00 EST",
     ]
-    assert all(b - a == timedelta(minutes=30) for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a == timedelta(minutes=30) for a, b in itertools.pairwise(times))
 
 
 def test_hourly_cron_across_spring_forward_never_repeats_or_goes_back() -> None:
@@ -126,7 +127,7 @@ def test_interval_counts_from_its_anchor_and_skips_ahead_arithmetically() -> Non
 def test_interval_ignores_dst() -> None:
     trigger = Trigger(None, "Europe/Berlin", 3600.0, utc(2026, 3, 29, 0))
     times = trigger.upcoming(utc(2026, 3, 29, 0), 3)
-    assert [b - a for a, b in zip(times, times[1:], strict=False)] == [timedelta(hours=1)] * 2
+    assert [b - a for a, b in itertools.pairwise(times)] == [timedelta(hours=1)] * 2
 
 
 def test_due_between_keeps_the_newest_and_counts_all() -> None:
