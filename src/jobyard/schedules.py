@@ -54,7 +54,10 @@ def check_job(yard: Yard, spec: ScheduleSpec) -> dict[str, Any]:
         return definition.validate_args(spec.args)
     except InvalidArgs as exc:
         errors = [{**e, "field": f"args.{e['field']}"} for e in exc.details.get("errors", [])]
-        raise InvalidArgs(exc.message, errors=errors) from exc
+        fields = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise InvalidArgs(
+            f"args do not match the schema of job type '{spec.type}': {fields}", errors=errors
+        ) from None
 
 
 def create(
@@ -136,7 +139,7 @@ def update(
                 "(pause and resume work here)",
                 name=current.name,
             )
-        spec = _validated({**spec_of(current).model_dump(), **_switch_trigger(changes)})
+        spec = parse_spec({**spec_of(current).model_dump(), **_switch_trigger(changes)})
         args = check_job(runtime.yard, spec)
         if spec.name != current.name and store.fetch_by_name(conn, spec.name) is not None:
             raise _name_taken(spec.name)
@@ -298,7 +301,12 @@ def _switch_trigger(changes: Mapping[str, Any]) -> dict[str, Any]:
     return switched
 
 
-def _validated(values: Mapping[str, Any]) -> ScheduleSpec:
+def parse_spec(values: Mapping[str, Any]) -> ScheduleSpec:
+    """A validated spec from plain values.
+
+    Raises:
+        InvalidRequest: with one entry per invalid field.
+    """
     try:
         return ScheduleSpec.model_validate(values)
     except ValidationError as exc:

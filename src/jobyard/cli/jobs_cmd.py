@@ -26,7 +26,12 @@ jobs_app = typer.Typer(help="Inspect and control jobs.", no_args_is_help=True)
 POLL_S = 0.2
 
 
-def _parse_args(text: str) -> dict[str, Any]:
+def parse_args_option(text: str) -> dict[str, Any]:
+    """The --args option: a JSON object.
+
+    Raises:
+        InvalidRequest: not JSON, or not an object.
+    """
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -47,7 +52,7 @@ def submit(
     wait: Annotated[bool, typer.Option(help="Show progress until the job finishes.")] = False,
 ) -> None:
     """Submit a job; with --wait, follow it to the end and exit 1 unless it succeeded."""
-    request = submitting.JobRequest(job_type, _parse_args(args), priority, idempotency_key)
+    request = submitting.JobRequest(job_type, parse_args_option(args), priority, idempotency_key)
     runtime = state_of(ctx).runtime()
     try:
         job = submitting.submit_one(runtime, request, submitted_by="cli").job

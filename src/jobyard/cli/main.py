@@ -11,7 +11,15 @@ from typing import Annotated
 import click
 import typer
 
-from jobyard.cli import config_cmd, db_cmd, exitcodes, jobs_cmd, processes, up_cmd
+from jobyard.cli import (
+    config_cmd,
+    db_cmd,
+    exitcodes,
+    jobs_cmd,
+    processes,
+    schedules_cmd,
+    up_cmd,
+)
 from jobyard.cli.output import causes, console
 from jobyard.cli.state import CliState
 from jobyard.errors import ConfigError, JobyardError, ServiceUnavailable
@@ -61,6 +69,7 @@ def root(
 app.add_typer(jobs_cmd.jobs_app, name="jobs")
 app.add_typer(config_cmd.config_app, name="config")
 app.add_typer(db_cmd.db_app, name="db")
+app.add_typer(schedules_cmd.schedules_app, name="schedules")
 app.command("submit")(jobs_cmd.submit)
 app.command("up")(up_cmd.up)
 app.command("web")(processes.web)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -20,9 +22,17 @@ STATE_STYLES = {
 }
 
 
+#: Width of tables written to a pipe or file (Rich assumes 80 columns there and folds cells).
+PIPE_WIDTH = 200
+
+
 def console(stderr: bool = False) -> Console:
-    """A Rich console (stderr for diagnostics)."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    """A Rich console (stderr for diagnostics); wide when not writing to a terminal."""
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(
+        stderr=stderr, highlight=False, soft_wrap=True, width=PIPE_WIDTH if piped else None
+    )
 
 
 def state_text(state: str) -> str:
