@@ -49,6 +49,16 @@ def test_up_demo_runs_every_demo_job(tmp_path: Path) -> None:
         logs = httpx.get(f"{base}/api/v1/jobs/{submitted['demo.progress']}/logs").json()
         assert len(logs["items"]) == 3
         assert (tmp_path / ".jobyard" / "jobyard.db").exists()
+        # The demo's [[schedules]] were synced by the scheduler it runs.
+        listed = wait_for(
+            lambda: httpx.get(f"{base}/api/v1/schedules").json()["items"],
+            timeout_s=30,
+            what="the demo schedules",
+        )
+        assert {s["name"]: s["managed_by"] for s in listed} == {
+            "demo-heartbeat": "config",
+            "demo-nightly-transcode": "config",
+        }
         # Another terminal in the same folder, no settings: the CLI finds the running demo.
         cli = subprocess.run(
             [

@@ -318,3 +318,18 @@ def test_config_schedule_with_bad_args_fails_at_start(backend: Backend, tmp_path
     )
     with pytest.raises(ConfigError, match=r"schedules\[0\]\.type: unknown job type 't.nope'"):
         Runtime.open(unknown)
+
+
+def test_metrics_report_the_leader_and_overdue_schedules(api: TestClient, clock: FakeClock) -> None:
+    create(api)
+    create(api, name="held", paused=True)
+    before = api.get("/metrics").text
+    assert "jobyard_scheduler_leader 0.0" in before
+    assert 'jobyard_schedules{state="active"} 1.0' in before
+    assert 'jobyard_schedules{state="paused"} 1.0' in before
+    clock.advance(600)  # due for 540 s and no scheduler running
+    assert "jobyard_schedule_overdue_seconds 540.0" in api.get("/metrics").text
+    Scheduler(runtime(api)).step()
+    after = api.get("/metrics").text
+    assert "jobyard_scheduler_leader 1.0" in after
+    assert "jobyard_schedule_overdue_seconds 0.0" in after

@@ -18,7 +18,9 @@ from prometheus_client.registry import Collector
 
 from jobyard.api.routes.pools import alive_workers
 from jobyard.runtime import Runtime
-from jobyard.store import jobs, workers
+from jobyard.scheduler.leader import LEASE_NAME
+from jobyard.store import jobs, leases, workers
+from jobyard.store import schedules as schedule_store
 from jobyard.store.records import PoolStats, WorkerRecord
 
 METRIC_PREFIX = "jobyard"
@@ -63,7 +65,34 @@ class JobyardCollector(Collector):
             by_state.add_metric([state, type_, pool], count)
         yield by_state
         yield from self._pool_metrics(stats, listing)
+        yield from self._scheduler_metrics()
         yield self._duration_metric()
+
+    def _scheduler_metrics(self) -> Iterator[Metric]:
+        now = self._runtime.clock()
+        with self._runtime.db.read() as conn:
+            lease = leases.state(conn, LEASE_NAME)
+            listed = schedule_store.all_schedules(conn)
+        leader = GaugeMetricFamily(
+            f"{METRIC_PREFIX}_scheduler_leader",
+            "1 while a scheduler holds the leader lease (alert when 0).",
+        )
+        leader.add_metric([], 1 if lease is not None and lease.held else 0)
+        yield leader
+        count = GaugeMetricFamily(
+            f"{METRIC_PREFIX}_schedules", "Schedules by state.", labels=["state"]
+        )
+        paused = sum(1 for s in listed if s.paused)
+        count.add_metric(["active"], len(listed) - paused)
+        count.add_metric(["paused"], paused)
+        yield count
+        overdue = GaugeMetricFamily(
+            f"{METRIC_PREFIX}_schedule_overdue_seconds",
+            "How long the most overdue active schedule has been due (0: none).",
+        )
+        late = [(now - s.next_due_at).total_seconds() for s in listed if not s.paused]
+        overdue.add_metric([], max([0.0, *late]))
+        yield overdue
 
     def _pool_metrics(
         self, stats: dict[str, PoolStats], listing: list[WorkerRecord]
