@@ -9,6 +9,7 @@ commit together, then the jobs are published (the outbox covers a crash in betwe
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -74,20 +75,18 @@ def _fire_schedule(
         now=now,
         grace=timedelta(seconds=settings.misfire_grace_s + schedule.jitter_s),
     )
-    skipped = plan.skipped
-    last_job = schedule.last_job_id
-    last_fire = schedule.last_fire_at
+    created: list[tuple[datetime, uuid.UUID]] = []
     for planned in plan.fires:
         job_id = _fire_once(runtime, conn, schedule, planned, now, report)
-        if job_id is None:
-            skipped += 1
-            continue
-        last_job, last_fire = job_id, planned
+        if job_id is not None:
+            created.append((planned, job_id))
+    skipped = total - len(created)
+    last_fire, last_job = created[-1] if created else (schedule.last_fire_at, schedule.last_job_id)
     values: dict[str, Any] = next_times(schedule.id, trigger, schedule.jitter_s, now)
     values.update(
         last_fire_at=last_fire,
         last_job_id=last_job,
-        fired_count=schedule.fired_count + len(plan.fires) - (skipped - plan.skipped),
+        fired_count=schedule.fired_count + len(created),
         skipped_count=schedule.skipped_count + skipped,
     )
     store.update_one(conn, schedule.id, values)
@@ -110,7 +109,7 @@ def _fire_once(
     planned: datetime,
     now: datetime,
     report: FiringReport,
-) -> Any:
+) -> uuid.UUID | None:
     """Create the run for one fire time; None when the overlap policy or a guard skips it."""
     active = store.active_jobs(conn, schedule.id)
     if active and schedule.overlap is Overlap.SKIP:
@@ -152,4 +151,5 @@ def _fire_once(
         return None
     report.fired += 1
     report.dispatches.append(Dispatch(row["id"], row["queue"], row["priority"], row["timeout_s"]))
-    return row["id"]
+    fired_id: uuid.UUID = row["id"]
+    return fired_id

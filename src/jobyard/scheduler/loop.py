@@ -66,7 +66,8 @@ class Scheduler:
 
     def step(self) -> TickReport | None:
         """One iteration: renew or take the lease, then (as leader) sync if new and tick."""
-        if self.leader.refresh():
+        # A leader renews inside each tick (the fence); others ask for the lease every step.
+        if not self.leader.is_leader and self.leader.refresh():
             log.info(
                 "became scheduler leader (token %s)",
                 self.leader.token,

@@ -108,12 +108,17 @@ def all_schedules(conn: Connection) -> list[ScheduleRecord]:
 
 
 def due(conn: Connection, now: datetime, limit: int) -> list[ScheduleRecord]:
-    """Unpaused schedules whose next fire time is due, oldest first."""
+    """Unpaused schedules whose next fire time is due, oldest first, locked for firing.
+
+    On PostgreSQL the rows stay locked until the firing commits, so an edit waits for it (and
+    a schedule an edit holds right now is left for the next tick).
+    """
     rows = conn.execute(
         select(schedules_table)
         .where(S.paused.is_(False), S.next_due_at <= now)
         .order_by(S.next_due_at)
         .limit(limit)
+        .with_for_update(skip_locked=True)
     ).mappings()
     return [ScheduleRecord.from_row(row) for row in rows]
 
