@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import Connection
 
@@ -37,17 +38,24 @@ def cancel(runtime: Runtime, job_id: uuid.UUID) -> JobRecord:
                     "running jobs can be cancelled",
                     state=job.state.value,
                 )
-            moved = jobs.transition(
-                conn,
-                job_id,
-                source=job.state,
-                target=JobState.CANCELLED,
-                now=now,
-                values={"finished_at": now, "run_after": None},
-            )
+            moved = cancel_in(conn, job_id, job.state, now)
             if moved is not None:
                 return moved
     raise TransitionRejected(f"job {job_id} kept changing state; try again")
+
+
+def cancel_in(
+    conn: Connection, job_id: uuid.UUID, state: JobState, now: datetime
+) -> JobRecord | None:
+    """Cancel a job seen in `state`, inside the caller's transaction; None if it moved on."""
+    return jobs.transition(
+        conn,
+        job_id,
+        source=state,
+        target=JobState.CANCELLED,
+        now=now,
+        values={"finished_at": now, "run_after": None},
+    )
 
 
 def retry(runtime: Runtime, job_id: uuid.UUID) -> JobRecord:

@@ -17,14 +17,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from jobyard import actions
 from jobyard.dispatch import outbox
 from jobyard.dispatch.submit import JobRequest, job_row
 from jobyard.domain.schedules import Overlap, plan_firing
-from jobyard.domain.states import JobState
 from jobyard.errors import InvalidRequest
 from jobyard.runtime import Runtime
 from jobyard.schedules import next_times
-from jobyard.store import jobs
 from jobyard.store import schedules as store
 from jobyard.store.jobs import Dispatch
 from jobyard.store.schedules import ScheduleRecord
@@ -116,15 +115,7 @@ def _fire_once(
         return None
     if active and schedule.overlap is Overlap.CANCEL_PREVIOUS:
         for job_id, state in active:
-            moved = jobs.transition(
-                conn,
-                job_id,
-                source=state,
-                target=JobState.CANCELLED,
-                now=now,
-                values={"finished_at": now, "run_after": None},
-            )
-            report.cancelled += moved is not None
+            report.cancelled += actions.cancel_in(conn, job_id, state, now) is not None
     try:
         row = job_row(
             runtime,
