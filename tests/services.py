@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -130,12 +130,14 @@ def check_amqp(url: str) -> None:
         unavailable("rabbitmq", exc)
 
 
-def delete_amqp_queues(url: str, names: list[str]) -> None:
-    """Remove a test's queues so RabbitMQ does not accumulate them."""
+def delete_amqp_queues(url: str, names: list[str], exchanges: Sequence[str] = ()) -> None:
+    """Remove a test's queues and exchanges so RabbitMQ does not accumulate them."""
     with Connection(url, connect_timeout=3) as conn:  # type: ignore[no-untyped-call]
         channel = conn.channel()
         for name in names:
             channel.queue_delete(name)
+        for exchange in exchanges:
+            channel.exchange_delete(exchange)
         channel.close()
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from jobyard.dispatch import outbox
 from jobyard.domain.states import CANCELLABLE_STATES, RETRYABLE_BY_USER_STATES, JobState
 from jobyard.errors import InvalidState, JobNotFound, TransitionRejected, UnknownJobType
+from jobyard.events.types import state_event
 from jobyard.runtime import Runtime
 from jobyard.store import jobs
 from jobyard.store.jobs import Dispatch
@@ -39,8 +40,9 @@ def cancel(runtime: Runtime, job_id: uuid.UUID) -> JobRecord:
                     state=job.state.value,
                 )
             moved = cancel_in(conn, job_id, job.state, now)
-            if moved is not None:
-                return moved
+        if moved is not None:
+            runtime.events.publish([state_event(moved)])
+            return moved
     raise TransitionRejected(f"job {job_id} kept changing state; try again")
 
 
@@ -93,6 +95,7 @@ def retry(runtime: Runtime, job_id: uuid.UUID) -> JobRecord:
         )
     if moved is None:
         raise TransitionRejected(f"job {job_id} changed state meanwhile; try again")
+    runtime.events.publish([state_event(moved)])
     outbox.publish_committed(
         runtime, [Dispatch(moved.id, moved.queue, moved.priority, moved.timeout_s)]
     )

@@ -186,6 +186,10 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         None, description="redis://… or amqp://…; unset: embedded Redis in data_dir."
     )
+    events_url: str | None = Field(
+        None,
+        description="Event bus for live updates: redis://… or amqp://…; unset: the broker.",
+    )
     yard: str | None = Field(None, description="Import path of your Yard, `package.module:yard`.")
     queue_prefix: str = Field(
         "jobyard", pattern=r"^[A-Za-z0-9_.-]+$", description="Prefix of default queue names."
@@ -236,7 +240,7 @@ class Settings(BaseSettings):
     def _database_scheme(cls, url: str | None) -> str | None:
         return _check_scheme(url, DATABASE_SCHEMES, "postgresql://user@host/db or sqlite:///path")
 
-    @field_validator("broker_url")
+    @field_validator("broker_url", "events_url")
     @classmethod
     def _broker_scheme(cls, url: str | None) -> str | None:
         return _check_scheme(url, BROKER_SCHEMES, "redis://host:6379/0 or amqp://user:pw@host//")
@@ -274,6 +278,11 @@ class Settings(BaseSettings):
         if self.broker_url is None:
             return f"redis+socket://{self.embedded_redis_socket}"
         return self.broker_url
+
+    @property
+    def events(self) -> str:
+        """The event bus URL (the broker when unset)."""
+        return self.events_url or self.broker
 
     @property
     def broker_is_redis(self) -> bool:

@@ -17,6 +17,8 @@ from jobyard.config import Settings, load_settings
 from jobyard.dispatch.broker import Publisher
 from jobyard.dispatch.celery_publisher import CeleryPublisher
 from jobyard.errors import ConfigError
+from jobyard.events.bus import EventPublisher
+from jobyard.events.factory import make_publisher
 from jobyard.loader import load_yard
 from jobyard.store import migrate
 from jobyard.store.db import Database
@@ -30,6 +32,7 @@ class Runtime:
     yard: Yard
     db: Database
     publisher: Publisher
+    events: EventPublisher
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
@@ -59,10 +62,12 @@ class Runtime:
                 db.close()
                 raise
         publisher = CeleryPublisher(settings, longest_timeout_s(yard))
-        return cls(settings=settings, yard=yard, db=db, publisher=publisher)
+        events = make_publisher(settings.events, settings.queue_prefix)
+        return cls(settings=settings, yard=yard, db=db, publisher=publisher, events=events)
 
     def close(self) -> None:
-        """Release connections."""
+        """Send pending events, then release connections."""
+        self.events.close()
         self.publisher.close()
         self.db.close()
 

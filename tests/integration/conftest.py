@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from jobyard.api.app import create_app
 from jobyard.config import Settings
+from jobyard.events.bus import channel_name
 from tests import services
 from tests.factories import Backend, Stack, make_settings
 
@@ -19,7 +20,8 @@ def _settings(backend: Backend, data_dir: Path) -> Iterator[Settings]:
     yield built
     queues = [built.queue_for(pool) for pool in built.pools]
     if backend.broker_url.startswith("amqp"):
-        services.delete_amqp_queues(backend.broker_url, queues)
+        events = channel_name(built.queue_prefix)
+        services.delete_amqp_queues(backend.broker_url, queues, exchanges=[events])
     elif backend.broker_url.startswith("redis://"):
         services.delete_redis_queues(backend.broker_url, built.queue_prefix)
 

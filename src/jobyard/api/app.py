@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,9 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from jobyard.api import problems
 from jobyard.api.metrics import make_registry
-from jobyard.api.routes import health, jobs, pools, schedules
+from jobyard.api.routes import events, health, jobs, pools, schedules
 from jobyard.app import Yard
 from jobyard.config import Settings
+from jobyard.events.factory import make_listener
+from jobyard.events.hub import EventHub
 from jobyard.runtime import Runtime
 
 
@@ -24,9 +27,13 @@ def create_app(settings: Settings, *, yard: Yard | None = None) -> FastAPI:
         runtime = Runtime.open(settings, yard=yard)
         app.state.runtime = runtime
         app.state.metrics = make_registry(runtime)
+        hub = EventHub(make_listener(settings.events, settings.queue_prefix))
+        hub.start(asyncio.get_running_loop())
+        app.state.events = hub
         try:
             yield
         finally:
+            hub.close()
             runtime.close()
 
     app = FastAPI(
@@ -39,6 +46,7 @@ def create_app(settings: Settings, *, yard: Yard | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(pools.router)
     app.include_router(schedules.router)
+    app.include_router(events.router)
     app.include_router(health.router)
 
     @app.get("/metrics", include_in_schema=False)

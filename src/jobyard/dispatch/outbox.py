@@ -14,9 +14,11 @@ from datetime import timedelta
 
 from jobyard.domain.states import JobState
 from jobyard.errors import ServiceUnavailable
+from jobyard.events.types import state_event
 from jobyard.runtime import Runtime
 from jobyard.store import jobs
 from jobyard.store.jobs import Dispatch
+from jobyard.store.records import JobRecord
 
 log = logging.getLogger(__name__)
 BATCH = 1000
@@ -60,7 +62,7 @@ def promote_due_retries(runtime: Runtime) -> int:
     now = runtime.clock()
     with runtime.db.read() as conn:
         due = jobs.due_retries(conn, now=now, limit=BATCH)
-    promoted: list[Dispatch] = []
+    promoted: list[JobRecord] = []
     with runtime.db.write() as conn:
         for job_id in due:
             record = jobs.transition(
@@ -72,10 +74,9 @@ def promote_due_retries(runtime: Runtime) -> int:
                 values={"dispatched_at": None, "run_after": None},
             )
             if record is not None:
-                promoted.append(
-                    Dispatch(record.id, record.queue, record.priority, record.timeout_s)
-                )
-    publish_committed(runtime, promoted)
+                promoted.append(record)
+    runtime.events.publish([state_event(r) for r in promoted])
+    publish_committed(runtime, [Dispatch(r.id, r.queue, r.priority, r.timeout_s) for r in promoted])
     return len(promoted)
 
 

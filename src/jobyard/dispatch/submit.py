@@ -24,6 +24,7 @@ from jobyard.errors import (
     InvalidRequest,
     JobyardError,
 )
+from jobyard.events.types import state_event
 from jobyard.runtime import Runtime
 from jobyard.store import jobs
 from jobyard.store.jobs import Dispatch
@@ -79,6 +80,7 @@ def submit_many(
     rows = _validated_rows(runtime, requests, submitted_by, now, batch=batch)
     outcome = _store(runtime, rows)
     fresh = [s.job for s in outcome if s.created]
+    runtime.events.publish([state_event(job) for job in fresh])
     outbox.publish_committed(
         runtime, [Dispatch(j.id, j.queue, j.priority, j.timeout_s) for j in fresh]
     )
@@ -209,7 +211,7 @@ def _store(runtime: Runtime, rows: list[dict[str, Any]]) -> list[Submitted]:
     return [
         Submitted(existing[r["idempotency_key"]], False)
         if r["id"] not in created_ids
-        else Submitted(_record(r), True)
+        else Submitted(JobRecord.from_new_row(r), True)
         for r in rows
     ]
 
@@ -221,10 +223,3 @@ def _check_same(existing: JobRecord, row: dict[str, Any]) -> None:
             f"({existing.type}) with other args; use a new key for a different job",
             id=str(existing.id),
         )
-
-
-def _record(row: dict[str, Any]) -> JobRecord:
-    empty = dict.fromkeys(JobRecord.__slots__)
-    empty.update(row)
-    empty["state"] = JobState(row["state"])
-    return JobRecord(**empty)  # type: ignore[arg-type]

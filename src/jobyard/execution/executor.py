@@ -24,6 +24,7 @@ from jobyard.domain.limits import MAX_RESULT_BYTES
 from jobyard.domain.retries import backoff_delay_s, has_attempts_left
 from jobyard.domain.states import AttemptOutcome, JobState
 from jobyard.errors import JobyardError, ResultNotSerializable, ResultTooLarge, UnknownJobType
+from jobyard.events.types import log_event, state_event
 from jobyard.execution.hooks import AttemptHooks
 from jobyard.execution.joblog import BufferingJobHandler, job_logger
 from jobyard.execution.leases import LeaseKeeper
@@ -86,14 +87,19 @@ def claim(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
             next_attempt=True,
         )
     if job is not None:
+        runtime.events.publish([state_event(job)])
         return job
+    taken: JobRecord | None = None
     with runtime.db.write() as conn:
         current = jobs.fetch(conn, job_id)
         if current is None:
             log.warning("message for unknown job %s dropped", job_id, extra={"job_id": job_id})
             return None
         if current.state is JobState.RUNNING and is_dead_local_owner(current.lease_owner):
-            return _take_over(state, conn, current, values, now)
+            taken = _take_over(state, conn, current, values, now)
+    if taken is not None:
+        runtime.events.publish([state_event(taken)])
+        return taken
     log.debug("job %s is %s; message ignored", job_id, current.state.value)
     return None
 
@@ -117,7 +123,8 @@ def _take_over(
     values: dict[str, Any],
     now: datetime,
 ) -> JobRecord | None:
-    if not retry_lost_attempt(state.runtime, conn, lost, now, run_after=now):
+    retried = retry_lost_attempt(state.runtime, conn, lost, now, run_after=now)
+    if retried is None or retried.state is not JobState.RETRYING:
         return None
     jobs.transition(
         conn,
@@ -141,14 +148,14 @@ def _take_over(
 
 def retry_lost_attempt(
     runtime: Runtime, conn: Connection, lost: JobRecord, now: datetime, *, run_after: datetime
-) -> bool:
+) -> JobRecord | None:
     """Record `lost.attempt` as lost; move the job to `retrying`, or `failed` when out of tries.
 
     Lost attempts get at least `worker.lost_attempts_max` tries whatever the job's retry
     setting, so a crash does not fail a job, but a job that crashes every worker stops.
 
     Returns:
-        True when the job now waits in `retrying`.
+        The job as it now is (`retrying` or `failed`), or None when it had moved on.
     """
     limit = max(lost.max_attempts, runtime.settings.worker.lost_attempts_max)
     message = f"worker {lost.lease_owner} stopped during attempt {lost.attempt}"
@@ -166,7 +173,7 @@ def retry_lost_attempt(
         else {"finished_at": now, **error},
         ends=jobs.AttemptEnd(AttemptOutcome.LOST.value, message, "WorkerLost"),
     )
-    return moved is not None and moved.state is JobState.RETRYING
+    return moved
 
 
 def run_attempt(state: ProcessState, job: JobRecord) -> str:
@@ -263,6 +270,10 @@ def _finish(
     if rows:
         with state.runtime.db.write() as conn:
             logs.append(conn, rows)
+    published = [log_event(job, row) for row in rows]
+    if done is not None:
+        published.append(state_event(done))
+    state.runtime.events.publish(published)
     if done is None:
         with state.runtime.db.write() as conn:
             return _overtaken(conn, job, now)

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from jobyard.domain.states import JobState
+from jobyard.events.types import log_event, progress_event
 from jobyard.execution.joblog import BufferingJobHandler
 from jobyard.execution.leases import LeaseKeeper
 from jobyard.runtime import Runtime
@@ -44,13 +45,19 @@ class AttemptHooks:
         if fraction < 1.0 and moment - self._last_progress < PROGRESS_INTERVAL_S:
             return
         self._last_progress = moment
+        now = self._runtime.clock()
+        rows = self._handler.take()
         with self._runtime.db.write() as conn:
             still_running = jobs.set_progress(
-                conn, self._job.id, self._job.attempt, fraction, message, self._runtime.clock()
+                conn, self._job.id, self._job.attempt, fraction, message, now
             )
-            logs.append(conn, self._handler.take())
+            logs.append(conn, rows)
         if not still_running:
             self._cancelled = True
+            return
+        events = [log_event(self._job, row) for row in rows]
+        events.append(progress_event(self._job, fraction, message, now))
+        self._runtime.events.publish(events)
 
     def is_cancelled(self) -> bool:
         """True once the job left `running` for this attempt (cancel, takeover)."""
@@ -76,3 +83,5 @@ class AttemptHooks:
                     logs.append(conn, rows)
             except Exception:  # never fail the job because its log could not be stored
                 log.warning("could not store job log lines", exc_info=True)
+                return
+            self._runtime.events.publish([log_event(self._job, row) for row in rows])

@@ -22,10 +22,12 @@ from jobyard.dispatch import outbox
 from jobyard.dispatch.submit import JobRequest, job_row
 from jobyard.domain.schedules import Overlap, plan_firing
 from jobyard.errors import InvalidRequest
+from jobyard.events.types import JobEvent, state_event
 from jobyard.runtime import Runtime
 from jobyard.schedules import next_times
 from jobyard.store import schedules as store
 from jobyard.store.jobs import Dispatch
+from jobyard.store.records import JobRecord
 from jobyard.store.schedules import ScheduleRecord
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ class FiringReport:
     skipped: int = 0
     cancelled: int = 0
     dispatches: list[Dispatch] = field(default_factory=list)
+    events: list[JobEvent] = field(default_factory=list)
 
 
 def fire_due(runtime: Runtime, fence: Callable[[Connection], bool]) -> FiringReport | None:
@@ -53,6 +56,7 @@ def fire_due(runtime: Runtime, fence: Callable[[Connection], bool]) -> FiringRep
             return None
         for schedule in store.due(conn, now, SCHEDULES_PER_TICK):
             _fire_schedule(runtime, conn, schedule, now, report)
+    runtime.events.publish(report.events)
     outbox.publish_committed(runtime, report.dispatches)
     return report
 
@@ -115,7 +119,10 @@ def _fire_once(
         return None
     if active and schedule.overlap is Overlap.CANCEL_PREVIOUS:
         for job_id, state in active:
-            report.cancelled += actions.cancel_in(conn, job_id, state, now) is not None
+            cancelled = actions.cancel_in(conn, job_id, state, now)
+            if cancelled is not None:
+                report.cancelled += 1
+                report.events.append(state_event(cancelled))
     try:
         row = job_row(
             runtime,
@@ -142,5 +149,6 @@ def _fire_once(
         return None
     report.fired += 1
     report.dispatches.append(Dispatch(row["id"], row["queue"], row["priority"], row["timeout_s"]))
+    report.events.append(state_event(JobRecord.from_new_row(row)))
     fired_id: uuid.UUID = row["id"]
     return fired_id

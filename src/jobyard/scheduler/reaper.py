@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection
-
 from jobyard.domain.retries import backoff_delay_s, has_attempts_left
 from jobyard.domain.states import AttemptOutcome, JobState
 from jobyard.errors import UnknownJobType
+from jobyard.events.types import state_event
 from jobyard.execution.executor import retry_lost_attempt
 from jobyard.runtime import Runtime
 from jobyard.store import jobs
@@ -33,21 +32,18 @@ def reap_lost(runtime: Runtime, now: datetime) -> int:
     count = 0
     for job in expired:
         with runtime.db.write() as conn:
-            if retry_lost_attempt(runtime, conn, job, now, run_after=now) or _now_failed(conn, job):
-                count += 1
-                log.warning(
-                    "job %s lost its worker %s during attempt %d",
-                    job.id,
-                    job.lease_owner,
-                    job.attempt,
-                    extra={"action": "reap_lost", "job_id": job.id},
-                )
+            moved = retry_lost_attempt(runtime, conn, job, now, run_after=now)
+        if moved is not None:
+            runtime.events.publish([state_event(moved)])
+            count += 1
+            log.warning(
+                "job %s lost its worker %s during attempt %d",
+                job.id,
+                job.lease_owner,
+                job.attempt,
+                extra={"action": "reap_lost", "job_id": job.id},
+            )
     return count
-
-
-def _now_failed(conn: Connection, job: JobRecord) -> bool:
-    current = jobs.fetch(conn, job.id)
-    return current is not None and current.state is JobState.FAILED
 
 
 def reap_timed_out(runtime: Runtime, now: datetime) -> int:
@@ -94,6 +90,7 @@ def _end_timed_out(runtime: Runtime, job: JobRecord, now: datetime) -> None:
             ends=jobs.AttemptEnd(AttemptOutcome.TIMED_OUT.value, **error),
         )
     if moved is not None:
+        runtime.events.publish([state_event(moved)])
         log.warning(
             "job %s timed out (attempt %d)",
             job.id,

@@ -45,6 +45,14 @@ class JobRecord:
     scheduled_for: datetime | None
 
     @classmethod
+    def from_new_row(cls, row: Mapping[str, Any]) -> JobRecord:
+        """Build from the values of a row about to be inserted (columns left out are None)."""
+        values: dict[str, Any] = dict.fromkeys(cls.__slots__)
+        values.update(row)
+        values["state"] = JobState(row["state"])
+        return cls(**values)
+
+    @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> JobRecord:
         """Build from a full `jobyard_jobs` row."""
         values = {name: row[name] for name in cls.__slots__}

@@ -1,0 +1,107 @@
+"""`/api/v1/events`: a WebSocket of job events, current state first.
+
+Messages are JSON objects: first `{"kind": "snapshot", "jobs": [...]}` (the job, or the newest
+matching jobs), then `{"kind": "events", "events": [...]}` batches of state, progress and log
+events as they happen. A client that falls too far behind gets `{"kind": "overflow"}` and is
+closed with code 1013; it reconnects and reads the snapshot again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+
+from jobyard.api.schemas import JobPublic
+from jobyard.domain.states import JobState
+from jobyard.events.hub import EventHub, Subscription
+from jobyard.events.types import EventFilter
+from jobyard.runtime import Runtime
+from jobyard.store import jobs
+
+router = APIRouter(tags=["events"])
+SNAPSHOT_LIMIT = 100
+CLOSE_NOT_FOUND = 4404
+CLOSE_TRY_AGAIN = 1013
+
+
+@router.websocket("/api/v1/events")
+async def events(
+    websocket: WebSocket,
+    job_id: Annotated[uuid.UUID | None, Query(description="Only this job.")] = None,
+    type: Annotated[str | None, Query(max_length=200)] = None,
+    pool: Annotated[str | None, Query(max_length=64)] = None,
+    state: JobState | None = None,
+) -> None:
+    """Stream job events matching the filters (all events without filters)."""
+    runtime: Runtime = websocket.app.state.runtime
+    hub: EventHub = websocket.app.state.events
+    wanted = EventFilter(
+        job_id=str(job_id) if job_id else None,
+        type=type,
+        pool=pool,
+        state=state.value if state else None,
+    )
+    await websocket.accept()
+    subscription = hub.subscribe(wanted)
+    try:
+        snapshot = await run_in_threadpool(_snapshot, runtime, wanted)
+        if job_id is not None and not snapshot:
+            await websocket.send_json(
+                {"kind": "error", "code": "job_not_found", "message": f"no job with id {job_id}"}
+            )
+            await websocket.close(CLOSE_NOT_FOUND)
+            return
+        await websocket.send_json({"kind": "snapshot", "jobs": snapshot})
+        await _stream(websocket, subscription)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        hub.unsubscribe(subscription)
+
+
+def _snapshot(runtime: Runtime, wanted: EventFilter) -> list[dict[str, Any]]:
+    with runtime.db.read() as conn:
+        if wanted.job_id is not None:
+            found = jobs.fetch(conn, uuid.UUID(wanted.job_id))
+            records = [found] if found is not None else []
+        else:
+            records = jobs.page(
+                conn,
+                state=JobState(wanted.state) if wanted.state else None,
+                type_=wanted.type,
+                pool=wanted.pool,
+                limit=SNAPSHOT_LIMIT,
+            )
+    return [JobPublic.of(r).model_dump(mode="json") for r in records]
+
+
+async def _stream(websocket: WebSocket, subscription: Subscription) -> None:
+    closed = asyncio.ensure_future(_until_closed(websocket))
+    try:
+        while True:
+            batch = asyncio.ensure_future(subscription.batches.get())
+            await asyncio.wait({batch, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if closed.done():
+                batch.cancel()
+                return
+            if subscription.overflowed:
+                await websocket.send_json({"kind": "overflow"})
+                await websocket.close(CLOSE_TRY_AGAIN)
+                return
+            body = json.dumps({"kind": "events", "events": batch.result()}, separators=(",", ":"))
+            await websocket.send_text(body)
+    finally:
+        closed.cancel()
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    """Read (and ignore) client messages until the client goes away."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return

@@ -1,0 +1,1 @@
+"""Job events (state changes, progress, log lines), published as they happen."""
