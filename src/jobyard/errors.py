@@ -67,6 +67,20 @@ class BatchTooLarge(InvalidRequest):
     http_status = 413
 
 
+class Unauthorized(JobyardError):
+    """Send an API key: `Authorization: Bearer KEY` (create one with `jobyard keys create`)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(JobyardError):
+    """This key's role may not do this."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class NotFound(JobyardError):
     """The requested object does not exist."""
 

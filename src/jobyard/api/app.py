@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from jobyard.api import problems
@@ -17,6 +18,8 @@ from jobyard.config import Settings
 from jobyard.events.factory import make_listener
 from jobyard.events.hub import EventHub
 from jobyard.runtime import Runtime
+from jobyard.web import posts, views
+from jobyard.web.render import WEB_DIR
 
 
 def create_app(settings: Settings, *, yard: Yard | None = None) -> FastAPI:
@@ -47,6 +50,9 @@ def create_app(settings: Settings, *, yard: Yard | None = None) -> FastAPI:
     app.include_router(pools.router)
     app.include_router(schedules.router)
     app.include_router(events.router)
+    app.include_router(views.router)
+    app.include_router(posts.router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.include_router(health.router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    cast,
     func,
     insert,
     select,
@@ -310,11 +311,19 @@ def page(
     type_: str | None = None,
     pool: str | None = None,
     schedule_id: uuid.UUID | None = None,
+    text: str | None = None,
+    oldest_first: bool = False,
     before: uuid.UUID | None = None,
     limit: int = 50,
 ) -> list[JobRecord]:
-    """Newest jobs first (ids are time-ordered), optionally before the cursor id."""
-    query = select(jobs_table).order_by(J.id.desc()).limit(limit)
+    """Newest jobs first (ids are time-ordered), or oldest first; past the cursor id.
+
+    `text` matches case-insensitively anywhere in the args' JSON text.
+    """
+    order = J.id.asc() if oldest_first else J.id.desc()
+    query = select(jobs_table).order_by(order).limit(limit)
+    if text:
+        query = query.where(func.lower(cast(J.args, Text)).contains(text.lower(), autoescape=True))
     if schedule_id is not None:
         query = query.where(J.schedule_id == schedule_id)
     if state is not None:
@@ -324,8 +333,14 @@ def page(
     if pool is not None:
         query = query.where(J.pool == pool)
     if before is not None:
-        query = query.where(J.id < before)
+        query = query.where(J.id > before if oldest_first else J.id < before)
     return [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
+
+
+def count_finished_since(conn: Connection, state: JobState, since: datetime) -> int:
+    """How many jobs reached `state` (a final state) since `since`."""
+    query = select(func.count()).where(J.state == state.value, J.finished_at >= since)
+    return int(conn.execute(query).scalar_one())
 
 
 def mark_dispatched(conn: Connection, ids: Sequence[uuid.UUID], now: datetime) -> None:

@@ -1,0 +1,162 @@
+/* jobyard dashboard: live updates from the /api/v1/events WebSocket.
+ * Pages are server-rendered; this file refreshes their fragments (through htmx) when events
+ * arrive, moves the progress bar and appends log lines on the job page, and draws the charts. */
+(function () {
+  "use strict";
+  const page = document.body.dataset.page;
+  const live = document.getElementById("live-status");
+  const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+  function connect(query, onMessage) {
+    let delay = 500;
+    function open() {
+      const scheme = location.protocol === "https:" ? "wss" : "ws";
+      const socket = new WebSocket(`${scheme}://${location.host}/api/v1/events${query}`);
+      socket.onopen = () => { delay = 500; live && live.classList.add("on"); };
+      socket.onmessage = (message) => onMessage(JSON.parse(message.data));
+      socket.onclose = () => {
+        live && live.classList.remove("on");
+        setTimeout(open, delay);
+        delay = Math.min(delay * 2, 10000);
+      };
+    }
+    open();
+  }
+
+  /* Refresh an htmx fragment at most once per `gap_ms`. */
+  function refresher(id, gap_ms) {
+    let timer = null, last = 0;
+    return function () {
+      if (timer) return;
+      const wait = Math.max(0, last + gap_ms - Date.now());
+      timer = setTimeout(() => {
+        timer = null; last = Date.now();
+        const element = document.getElementById(id);
+        if (element) htmx.trigger(element, "refresh");
+      }, wait);
+    };
+  }
+
+  function overview() {
+    const refreshStats = refresher("overview-stats", 1000);
+    const bucketS = 5, points = 60;
+    const now = () => Math.floor(Date.now() / 1000 / bucketS) * bucketS;
+    const times = [], done = [];
+    for (let i = points - 1; i >= 0; i--) { times.push(now() - i * bucketS); done.push(0); }
+    const width = (id) => document.getElementById(id).clientWidth || 480;
+    const throughput = new uPlot({ width: width("throughput-chart"), height: 200,
+      series: [{}, { label: "finished", stroke: "#3056d3", fill: "rgba(48,86,211,.12)" }] },
+      [times, done], document.getElementById("throughput-chart"));
+    const depthEl = document.getElementById("depth-chart");
+    const pools = JSON.parse(depthEl.dataset.pools || "[]");
+    const palette = ["#3056d3", "#c98a00", "#1f8a4c", "#8e44ad", "#c0392b", "#16a085"];
+    const depthTimes = [], depthSeries = pools.map(() => []);
+    const depth = new uPlot({ width: width("depth-chart"), height: 200,
+      series: [{}, ...pools.map((p, i) => ({ label: p, stroke: palette[i % palette.length] }))] },
+      [depthTimes, ...depthSeries], depthEl);
+    function roll() {
+      const t = now();
+      while (times[times.length - 1] < t) { times.push(times[times.length - 1] + bucketS); done.push(0); times.shift(); done.shift(); }
+    }
+    async function sampleDepth() {
+      const response = await fetch("/api/v1/pools");
+      if (!response.ok) return;
+      const byName = Object.fromEntries((await response.json()).map((p) => [p.name, p.queued]));
+      depthTimes.push(Date.now() / 1000);
+      pools.forEach((p, i) => depthSeries[i].push(byName[p] || 0));
+      if (depthTimes.length > 120) { depthTimes.shift(); depthSeries.forEach((s) => s.shift()); }
+      depth.setData([depthTimes, ...depthSeries]);
+    }
+    let sampling = null;
+    const sampleSoon = () => { if (!sampling) sampling = setTimeout(() => { sampling = null; sampleDepth(); }, 1000); };
+    setInterval(() => { roll(); throughput.setData([times, done]); }, 1000);
+    setInterval(sampleDepth, 5000);
+    sampleDepth();
+    connect("", (message) => {
+      if (message.kind !== "events") return;
+      roll();
+      for (const event of message.events) {
+        if (event.kind === "state" && TERMINAL.has(event.state)) done[done.length - 1] += 1;
+      }
+      throughput.setData([times, done]);
+      refreshStats();
+      sampleDepth && sampleSoon();
+    });
+  }
+
+  function jobs() {
+    const refreshTable = refresher("jobs-table", 1000);
+    const params = new URLSearchParams(location.search);
+    const query = new URLSearchParams();
+    for (const key of ["type", "pool"]) if (params.get(key)) query.set(key, params.get(key));
+    connect(query.toString() ? `?${query}` : "", (message) => {
+      if (message.kind === "events" && message.events.some((e) => e.kind === "state")) refreshTable();
+    });
+    /* Keep the checked boxes across refreshes. */
+    let checked = new Set();
+    document.body.addEventListener("htmx:beforeSwap", () => {
+      checked = new Set([...document.querySelectorAll("#jobs-table input[name=ids]:checked")].map((b) => b.value));
+    });
+    document.body.addEventListener("htmx:afterSwap", () => {
+      document.querySelectorAll("#jobs-table input[name=ids]").forEach((b) => { b.checked = checked.has(b.value); });
+    });
+    document.body.addEventListener("change", (event) => {
+      if (event.target.id === "select-all") {
+        document.querySelectorAll("#jobs-table input[name=ids]").forEach((b) => { b.checked = event.target.checked; });
+      }
+    });
+  }
+
+  function job() {
+    const root = document.getElementById("job-live");
+    const jobId = root.dataset.jobId;
+    const bar = document.querySelector("#job-progress .bar");
+    const text = document.getElementById("job-progress-text");
+    const badge = document.getElementById("job-state");
+    const log = document.getElementById("job-log");
+    const refreshDetails = refresher("job-details", 500);
+    function setProgress(fraction, note) {
+      const percent = Math.round((fraction || 0) * 100);
+      bar.style.width = `${percent}%`;
+      document.getElementById("job-progress").setAttribute("aria-valuenow", String(percent));
+      text.textContent = `${percent}%` + (note ? ` · ${note}` : "");
+    }
+    function setState(state) {
+      badge.textContent = state;
+      badge.className = `badge state-${state}`;
+      root.dataset.state = state;
+    }
+    connect(`?job_id=${jobId}`, (message) => {
+      if (message.kind === "snapshot" && message.jobs.length) {
+        const current = message.jobs[0];
+        setState(current.state);
+        if (current.progress !== null) setProgress(current.progress, current.progress_message);
+        return;
+      }
+      if (message.kind !== "events") return;
+      for (const event of message.events) {
+        if (event.kind === "progress") setProgress(event.progress, event.message);
+        if (event.kind === "log") {
+          const line = document.createElement("span");
+          line.className = `line level-${(event.level || "info").toLowerCase()}`;
+          line.textContent = `${event.at.slice(11, 19)} ${event.level} ${event.message}\n`;
+          log.appendChild(line);
+          log.scrollTop = log.scrollHeight;
+        }
+        if (event.kind === "state") {
+          setState(event.state);
+          if (event.state === "succeeded") setProgress(1, null);
+          refreshDetails();  /* result, error, attempts and the actions the state allows */
+        }
+      }
+    });
+  }
+
+  function pools() {
+    const refreshPools = refresher("pools", 1000);
+    connect("", (message) => { if (message.kind === "events") refreshPools(); });
+  }
+
+  const pages = { overview, jobs, job, pools };
+  if (pages[page]) pages[page]();
+})();
