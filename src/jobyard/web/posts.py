@@ -151,15 +151,18 @@ async def bulk(request: Request, runtime: RuntimeDep) -> Response:
     if not ids:
         return redirect(back, "no jobs selected")
     operation = actions.cancel if verb == "cancel" else actions.retry
-    done = 0
+    done, reasons = 0, []
     for job_id in ids:
         try:
             operation(runtime, job_id)
             done += 1
-        except JobyardError:
-            continue  # already finished, or not retryable: counted as skipped
+        except JobyardError as exc:  # already finished, or not retryable: skipped
+            reasons.append(exc.message)
     past = "cancelled" if verb == "cancel" else "retried"
-    return redirect(back, f"{past} {done} of {len(ids)} job(s); {len(ids) - done} skipped")
+    message = f"{past} {done} of {len(ids)} job(s)"
+    if reasons:
+        message += f"; {len(reasons)} skipped ({reasons[0]})"
+    return redirect(back, message)
 
 
 @router.post("/ui/schedules")

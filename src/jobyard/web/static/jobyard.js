@@ -23,18 +23,35 @@
     open();
   }
 
-  /* Refresh an htmx fragment at most once per `gap_ms`. */
+  /* Re-fetch a server-rendered fragment (its `hx-get` URL) and swap it in, at most once per
+   * `gap_ms`. Requests never overlap, and an event that arrives during one causes one more
+   * afterwards, so the last state always ends up on screen. */
   function refresher(id, gap_ms) {
-    let timer = null, last = 0;
-    return function () {
-      if (timer) return;
+    let busy = false, dirty = false, last = 0;
+    async function run() {
+      busy = true; dirty = false;
       const wait = Math.max(0, last + gap_ms - Date.now());
-      timer = setTimeout(() => {
-        timer = null; last = Date.now();
-        const element = document.getElementById(id);
-        if (element) htmx.trigger(element, "refresh");
-      }, wait);
-    };
+      if (wait) await new Promise((resolve) => setTimeout(resolve, wait));
+      last = Date.now();
+      const element = document.getElementById(id);
+      try {
+        if (element) {
+          const response = await fetch(element.getAttribute("hx-get"), { headers: { "HX-Request": "true" } });
+          if (response.ok) {
+            document.dispatchEvent(new CustomEvent("jobyard:beforeSwap", { detail: { id } }));
+            const current = document.getElementById(id);
+            if (current) current.outerHTML = await response.text();
+            const swapped = document.getElementById(id);
+            if (swapped) htmx.process(swapped);
+            document.dispatchEvent(new CustomEvent("jobyard:afterSwap", { detail: { id } }));
+          }
+        }
+      } finally {
+        busy = false;
+        if (dirty) run();
+      }
+    }
+    return function () { if (busy) { dirty = true; } else { run(); } };
   }
 
   function overview() {
@@ -94,10 +111,10 @@
     });
     /* Keep the checked boxes across refreshes. */
     let checked = new Set();
-    document.body.addEventListener("htmx:beforeSwap", () => {
+    document.addEventListener("jobyard:beforeSwap", () => {
       checked = new Set([...document.querySelectorAll("#jobs-table input[name=ids]:checked")].map((b) => b.value));
     });
-    document.body.addEventListener("htmx:afterSwap", () => {
+    document.addEventListener("jobyard:afterSwap", () => {
       document.querySelectorAll("#jobs-table input[name=ids]").forEach((b) => { b.checked = checked.has(b.value); });
     });
     document.body.addEventListener("change", (event) => {
@@ -121,7 +138,13 @@
       document.getElementById("job-progress").setAttribute("aria-valuenow", String(percent));
       text.textContent = `${percent}%` + (note ? ` · ${note}` : "");
     }
-    function setState(state) {
+    /* Events from different processes can arrive out of order: keep the newest state. */
+    let stateAt = "";
+    function setState(state, at) {
+      if (at) {
+        if (at < stateAt) return;
+        stateAt = at;
+      }
       badge.textContent = state;
       badge.className = `badge state-${state}`;
       root.dataset.state = state;
@@ -129,7 +152,7 @@
     connect(`?job_id=${jobId}`, (message) => {
       if (message.kind === "snapshot" && message.jobs.length) {
         const current = message.jobs[0];
-        setState(current.state);
+        setState(current.state, current.updated_at);
         if (current.progress !== null) setProgress(current.progress, current.progress_message);
         return;
       }
@@ -144,7 +167,7 @@
           log.scrollTop = log.scrollHeight;
         }
         if (event.kind === "state") {
-          setState(event.state);
+          setState(event.state, event.at);
           if (event.state === "succeeded") setProgress(1, null);
           refreshDetails();  /* result, error, attempts and the actions the state allows */
         }

@@ -1,0 +1,89 @@
+"""Browser tests: real headless Chromium (Debian's), a real `jobyard web`, workers, scheduler.
+
+Chromium comes from the system (`apt-get install chromium`), never downloaded at run time.
+In CI (`CI=true`) a missing browser is a failure; elsewhere those tests are skipped.
+Screenshots of every page go to `test-output/browser/`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests import services
+from tests.factories import ROOT, Stack, make_settings, wait_for
+
+CHROMIUM = os.environ.get("JOBYARD_TEST_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = ROOT / "test-output" / "browser"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM}: apt-get install -y chromium"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def dashboard(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Stack]]:
+    """`jobyard web` on a free port plus workers and the scheduler, on PostgreSQL + Redis."""
+    from tests.conftest import _backend
+
+    base = tmp_path_factory.mktemp("dashboard")
+    for backend in _backend(request, "postgres-redis", base):
+        settings = make_settings(backend, base / "data")
+        stack = Stack(settings, base)
+        port = services.free_port()
+        try:
+            stack.start("web", "web", "--port", str(port))
+            url = f"http://127.0.0.1:{port}"
+            wait_for(partial(_serving, url), timeout_s=30, what="jobyard web")
+            stack.worker("general")
+            stack.worker("media")
+            stack.scheduler()
+            yield url, stack
+        finally:
+            stack.close()
+            services.delete_redis_queues(backend.broker_url, settings.queue_prefix)
+
+
+def _serving(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(20_000)
+    yield opened
+    context.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _screenshot_folder() -> None:
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Save a full-page screenshot as test-output/browser/NAME.png."""
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

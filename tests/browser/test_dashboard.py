@@ -1,0 +1,159 @@
+"""The dashboard in headless Chromium: live progress and logs, actions, filters, forms."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import screenshot
+from tests.factories import Stack
+
+Dashboard = tuple[str, Stack]
+
+
+def _submit_api(url: str, job_type: str, args: dict[str, object]) -> str:
+    response = httpx.post(f"{url}/api/v1/jobs", json={"type": job_type, "args": args})
+    assert response.status_code == 201, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+def _mark_page(page: Page) -> None:
+    """Set a flag that a reload would clear."""
+    page.evaluate("window.__notReloaded = true")
+
+
+def _not_reloaded(page: Page) -> bool:
+    return bool(page.evaluate("window.__notReloaded === true"))
+
+
+def test_submit_from_the_form_and_watch_progress_and_logs_live(
+    page: Page, dashboard: Dashboard
+) -> None:
+    url, _stack = dashboard
+    page.goto(f"{url}/submit?type=t.progress")
+    screenshot(page, "submit")
+    page.fill("#arg-steps", "6")
+    page.fill("#arg-delay_s", "0.4")
+    page.click("#submit-job")
+    page.wait_for_url(f"{url}/jobs/*")
+    _mark_page(page)
+    progress = page.locator("#job-progress")
+    expect(progress).not_to_have_attribute("aria-valuenow", "100")  # it starts below 100 %
+    expect(page.locator("#job-log .line").nth(2)).to_be_visible()  # log lines arrive live
+    expect(progress).to_have_attribute("aria-valuenow", "100", timeout=30_000)
+    expect(page.locator("#job-state")).to_have_text("succeeded")
+    expect(page.locator("#job-result")).to_contain_text("6")
+    assert page.locator("#job-log .line").count() >= 5
+    assert _not_reloaded(page), "the page reloaded; updates must come over the WebSocket"
+    screenshot(page, "job-succeeded")
+
+
+def test_cancel_a_running_job(page: Page, dashboard: Dashboard, tmp_path: Path) -> None:
+    url, _stack = dashboard
+    marker = str(tmp_path / "started")
+    job_id = _submit_api(url, "t.until_cancelled", {"marker": marker})
+    page.goto(f"{url}/jobs/{job_id}")
+    expect(page.locator("#job-state")).to_have_text("running")
+    screenshot(page, "job-running")
+    page.click("#cancel-job")
+    expect(page.locator("#job-state")).to_have_text("cancelled")
+    expect(page.locator(".flash")).to_contain_text("job cancelled")
+
+
+def test_retry_a_failed_job(page: Page, dashboard: Dashboard) -> None:
+    url, _stack = dashboard
+    job_id = _submit_api(url, "t.fail", {"reason": "browser says no"})
+    page.goto(f"{url}/jobs/{job_id}")
+    expect(page.locator("#job-state")).to_have_text("failed", timeout=30_000)
+    expect(page.locator("#job-error")).to_contain_text("browser says no")
+    expect(page.locator("#attempts li")).to_have_count(2)
+    screenshot(page, "job-failed")
+    page.click("#retry-job")
+    expect(page.locator(".flash")).to_contain_text("job queued again")
+    expect(page.locator("#attempts li")).to_have_count(4, timeout=30_000)
+    expect(page.locator("#job-state")).to_have_text("failed")
+
+
+def test_filter_and_search_the_list(page: Page, dashboard: Dashboard) -> None:
+    url, _stack = dashboard
+    needle = f"needle-{uuid.uuid4().hex[:8]}"
+    wanted = _submit_api(url, "t.echo", {"message": needle})
+    _submit_api(url, "t.echo", {"message": "hay"})
+    _submit_api(url, "t.progress", {"steps": 1, "delay_s": 0})
+    page.goto(f"{url}/jobs")
+    page.select_option("select[name=type]", "t.progress")
+    page.click("#job-filters button[type=submit]")
+    rows = page.locator("#jobs-table tbody tr[data-job-id]")
+    expect(rows.first).to_be_visible()
+    assert set(rows.locator("td:nth-child(3)").all_inner_texts()) == {"t.progress"}
+    page.select_option("select[name=type]", "")
+    page.fill("input[name=q]", needle)
+    page.click("#job-filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-job-id", wanted)
+    page.fill("input[name=q]", wanted)  # an id finds that job
+    page.click("#job-filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    page.goto(f"{url}/jobs")
+    screenshot(page, "jobs")
+
+
+def test_bulk_cancel_selected_jobs(page: Page, dashboard: Dashboard, tmp_path: Path) -> None:
+    url, _stack = dashboard
+    markers = [str(tmp_path / f"started-{n}") for n in range(2)]
+    ids = [_submit_api(url, "t.until_cancelled", {"marker": m}) for m in markers]
+    page.goto(f"{url}/jobs?type=t.until_cancelled&state=running")
+    for job_id in ids:
+        expect(page.locator(f"tr[data-job-id='{job_id}']")).to_be_visible(timeout=30_000)
+        page.check(f"tr[data-job-id='{job_id}'] input[name=ids]")
+    page.click("button[value=cancel_selected]")
+    expect(page.locator(".flash")).to_contain_text("cancelled 2 of 2 job(s)")
+    for job_id in ids:
+        state = httpx.get(f"{url}/api/v1/jobs/{job_id}").json()["state"]
+        assert state == "cancelled"
+
+
+def test_invalid_form_value_shows_its_error(page: Page, dashboard: Dashboard) -> None:
+    url, _stack = dashboard
+    page.goto(f"{url}/submit?type=t.model")
+    page.fill("#arg-x", "1.5")
+    page.fill("#arg-y", "2")
+    page.click("#submit-job")
+    error = page.locator(".field-error[data-field=x]")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("integer")
+    expect(page.locator("#arg-x")).to_have_value("1.5")  # what was typed stays
+    screenshot(page, "submit-invalid")
+
+
+def test_every_page_renders_and_updates_live(page: Page, dashboard: Dashboard) -> None:
+    url, _stack = dashboard
+    page.goto(f"{url}/")
+    expect(page.locator("#live-status.on")).to_be_visible()
+    _mark_page(page)
+    before = int(page.locator("[data-state-count=succeeded]").inner_text())
+    _submit_api(url, "t.echo", {"message": "overview"})
+    expect(page.locator("[data-state-count=succeeded]")).not_to_have_text(str(before))
+    assert _not_reloaded(page)
+    screenshot(page, "overview")
+    page.goto(f"{url}/pools")
+    expect(page.locator("#pools tr[data-pool=general]")).to_be_visible()
+    screenshot(page, "pools")
+    page.goto(f"{url}/schedules")
+    page.fill("#s-name", "browser-nightly")
+    page.select_option("#s-type", "t.noop")
+    page.fill("#s-cron", "30 2 * * *")
+    page.fill("#s-tz", "Europe/Berlin")
+    page.click("#create-schedule")
+    expect(page.locator("tr[data-schedule=browser-nightly]")).to_be_visible()
+    page.locator("tr[data-schedule=browser-nightly] button", has_text="Pause").click()
+    expect(page.locator("tr[data-schedule=browser-nightly]")).to_contain_text("paused")
+    screenshot(page, "schedules")
+    page.fill("#s-name", "bad")
+    page.fill("#s-cron", "61 * * * *")
+    page.click("#create-schedule")
+    expect(page.locator("#schedule-error")).to_contain_text("cron")
