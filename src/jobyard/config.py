@@ -119,6 +119,17 @@ class WebSettings(_Section):
     port: int = Field(8000, ge=1, le=65535, description="Port `jobyard web` binds.")
 
 
+class AuthSettings(_Section):
+    """Who may use the API and the dashboard."""
+
+    mode: Literal["auto", "keys", "open"] = Field(
+        "auto",
+        description="keys: API keys required; open: no login (loopback binds only); "
+        "auto: open on a loopback bind, keys otherwise.",
+    )
+    session_ttl_s: float = Field(12 * 3600, gt=0, description="How long a dashboard login lasts.")
+
+
 class WorkerSettings(_Section):
     """Timings of workers and job leases."""
 
@@ -195,6 +206,7 @@ class Settings(BaseSettings):
         "jobyard", pattern=r"^[A-Za-z0-9_.-]+$", description="Prefix of default queue names."
     )
     web: WebSettings = Field(default_factory=lambda: WebSettings())
+    auth: AuthSettings = Field(default_factory=lambda: AuthSettings())
     worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
     scheduler: SchedulerSettings = Field(default_factory=lambda: SchedulerSettings())
     pools: dict[str, PoolConfig] = Field(default_factory=dict, description="Worker pools.")

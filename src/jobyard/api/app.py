@@ -10,20 +10,27 @@ from fastapi import FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from jobyard import access
 from jobyard.api import problems
 from jobyard.api.metrics import make_registry
-from jobyard.api.routes import events, health, jobs, pools, schedules
+from jobyard.api.routes import audit, events, health, jobs, pools, schedules
 from jobyard.app import Yard
 from jobyard.config import Settings
 from jobyard.events.factory import make_listener
 from jobyard.events.hub import EventHub
 from jobyard.runtime import Runtime
-from jobyard.web import posts, views
+from jobyard.web import login, posts, views
 from jobyard.web.render import WEB_DIR
 
 
-def create_app(settings: Settings, *, yard: Yard | None = None) -> FastAPI:
-    """Build the web app; the database and broker connect when the app starts."""
+def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None = None) -> FastAPI:
+    """Build the web app; the database and broker connect when the app starts.
+
+    Raises:
+        ConfigError: `auth.mode = "open"` while binding an address others can reach (`host`,
+            default `web.host`).
+    """
+    auth_mode = access.effective_mode(settings, host)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,11 +52,14 @@ def create_app(settings: Settings, *, yard: Yard | None = None) -> FastAPI:
         description="Submit, follow and control background jobs.",
         lifespan=lifespan,
     )
+    app.state.auth_mode = auth_mode
     problems.install(app)
     app.include_router(jobs.router)
+    app.include_router(audit.router)
     app.include_router(pools.router)
     app.include_router(schedules.router)
     app.include_router(events.router)
+    app.include_router(login.router)
     app.include_router(views.router)
     app.include_router(posts.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
-from jobyard.errors import JobyardError
+from jobyard.errors import JobyardError, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,21 @@ def problem(status: int, code: str, message: str, **details: Any) -> JSONRespons
     return JSONResponse(status_code=status, content={"code": code, "message": message, **details})
 
 
-async def _jobyard_error(_request: Request, exc: JobyardError) -> JSONResponse:
+async def _jobyard_error(request: Request, exc: JobyardError) -> Response:
+    if isinstance(exc, Unauthorized) and _wants_page(request):
+        target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        return RedirectResponse(f"/login?next={target}", status_code=303)
     return problem(exc.http_status, exc.code, exc.message, **exc.details)
+
+
+def _wants_page(request: Request) -> bool:
+    """A dashboard page a browser navigates to (not the API, not a fragment)."""
+    path = request.url.path
+    return (
+        request.method == "GET"
+        and not path.startswith(("/api/", "/ui/fragments/"))
+        and "text/html" in request.headers.get("accept", "")
+    )
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -16,6 +16,7 @@ from jobyard.cli import (
     db_cmd,
     exitcodes,
     jobs_cmd,
+    keys_cmd,
     processes,
     schedules_cmd,
     up_cmd,
@@ -70,6 +71,7 @@ app.add_typer(jobs_cmd.jobs_app, name="jobs")
 app.add_typer(config_cmd.config_app, name="config")
 app.add_typer(db_cmd.db_app, name="db")
 app.add_typer(schedules_cmd.schedules_app, name="schedules")
+app.add_typer(keys_cmd.keys_app, name="keys")
 app.command("submit")(jobs_cmd.submit)
 app.command("up")(up_cmd.up)
 app.command("web")(processes.web)

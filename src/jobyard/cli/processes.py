@@ -31,9 +31,10 @@ def web(
     settings = state_of(ctx).settings()
     yard = load_yard(settings.yard)
     check_configuration(settings, yard)
+    bind = host or settings.web.host
     uvicorn.run(
-        create_app(settings, yard=yard),
-        host=host or settings.web.host,
+        create_app(settings, yard=yard, host=bind),
+        host=bind,
         port=port or settings.web.port,
         access_log=access_log,
         log_level="info",

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from jobyard import access
 from jobyard.cli.output import console
 from jobyard.cli.processes import install_stop_handlers
 from jobyard.cli.state import state_of
@@ -43,6 +44,7 @@ def up(
     if overrides:
         settings = settings.model_copy(update={"web": settings.web.model_copy(update=overrides)})
     check_configuration(settings, load_yard(settings.yard))
+    auth_mode = access.effective_mode(settings)
     out = console()
     redis_process = _start_embedded_broker(settings, out)
     migrate.upgrade_url(settings.database)
@@ -52,7 +54,14 @@ def up(
     install_stop_handlers(stop)
     supervisor.start()
     url = f"http://{settings.web.host}:{settings.web.port}"
-    out.print(f"[bold green]jobyard is up[/]: API {url}/api/v1  docs {url}/docs")
+    out.print(f"[bold green]jobyard is up[/]: dashboard {url}/  API {url}/api/v1  docs {url}/docs")
+    if auth_mode == "open":
+        out.print(
+            f"the dashboard and API are open, with no login: {settings.web.host} accepts "
+            "connections from this machine only (auth.mode = 'keys' requires API keys)"
+        )
+    else:
+        out.print("log in with an API key: jobyard keys create --name NAME --role admin")
     out.print(f"health {url}/readyz  metrics {url}/metrics")
     out.print(f"pools: {', '.join(settings.pools)}; data in {settings.resolved_data_dir}")
     out.print("press Ctrl-C to stop")

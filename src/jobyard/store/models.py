@@ -209,9 +209,58 @@ class Lease(Base):
     acquired_at: Mapped[float] = mapped_column(Float)
 
 
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored; the key itself is shown once, at creation."""
+
+    __tablename__ = "jobyard_api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    #: The key's first characters, to recognise it in listings.
+    prefix: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebSession(Base):
+    """A dashboard login: the cookie holds a random token, the table its SHA-256."""
+
+    __tablename__ = "jobyard_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("jobyard_api_keys.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """Who did what: submissions, cancels, retries, schedule and key changes, logins."""
+
+    __tablename__ = "jobyard_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    client: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (Index(None, "at"),)
+
+
 jobs_table = cast(Table, Job.__table__)
 attempts_table = cast(Table, JobAttempt.__table__)
 logs_table = cast(Table, JobLog.__table__)
 workers_table = cast(Table, Worker.__table__)
 schedules_table = cast(Table, Schedule.__table__)
 leases_table = cast(Table, Lease.__table__)
+api_keys_table = cast(Table, ApiKey.__table__)
+sessions_table = cast(Table, WebSession.__table__)
+audit_table = cast(Table, AuditEntry.__table__)

@@ -10,21 +10,41 @@ import json
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from jobyard import actions, schedules
+from jobyard import access, actions, schedules
+from jobyard.api.auth import client_of, principal_of, require
 from jobyard.api.deps import RuntimeDep
 from jobyard.dispatch import submit
 from jobyard.domain.limits import MAX_BATCH_JOBS
-from jobyard.errors import InvalidArgs, InvalidRequest, JobyardError
+from jobyard.domain.roles import Role
+from jobyard.errors import Forbidden, InvalidArgs, InvalidRequest, JobyardError
 from jobyard.runtime import Runtime
 from jobyard.store import jobs
 from jobyard.web import forms
 from jobyard.web.render import check_csrf, redirect
 from jobyard.web.views import find_jobs, parse_filters, render_schedules, render_submit
 
-router = APIRouter(include_in_schema=False)
-SUBMITTED_BY = "dashboard"
+router = APIRouter(
+    include_in_schema=False,
+    dependencies=[Depends(require(Role.OPERATOR, csrf_header=False))],
+)
+
+
+def _audit(
+    request: Request,
+    runtime: Runtime,
+    action: str,
+    target: Any = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    access.record(runtime, principal_of(request), action, target, details, client_of(request))
+
+
+def _require_admin(request: Request) -> None:
+    caller = principal_of(request)
+    if not caller.role.allows(Role.ADMIN):
+        raise Forbidden(f"this needs the admin role; '{caller.name}' is {caller.role.value}")
 
 
 async def _form(request: Request) -> dict[str, Any]:
@@ -58,7 +78,9 @@ async def submit_form(request: Request, runtime: RuntimeDep) -> Response:
     try:
         priority = int(raw_priority) if raw_priority else None
         job = submit.submit_one(
-            runtime, submit.JobRequest(job_type, args, priority), submitted_by=SUBMITTED_BY
+            runtime,
+            submit.JobRequest(job_type, args, priority),
+            submitted_by=principal_of(request).name,
         ).job
     except ValueError:
         return render_submit(
@@ -79,6 +101,7 @@ async def submit_form(request: Request, runtime: RuntimeDep) -> Response:
             priority_error=exc.message if "priority" in exc.message else None,
             form_error=None if "priority" in exc.message else exc.message, status_code=422,
         )  # fmt: skip
+    _audit(request, runtime, "job.submit", job.id, {"type": job.type, "via": "dashboard"})
     return redirect(f"/jobs/{job.id}", f"submitted {job.type} as {job.id}")
 
 
@@ -86,21 +109,23 @@ async def submit_form(request: Request, runtime: RuntimeDep) -> Response:
 async def cancel(job_id: uuid.UUID, request: Request, runtime: RuntimeDep) -> Response:
     """Cancel one job."""
     await _form(request)
-    return _one(runtime, job_id, "cancelled", actions.cancel)
+    return _one(request, runtime, job_id, "cancel", actions.cancel)
 
 
 @router.post("/ui/jobs/{job_id}/retry")
 async def retry(job_id: uuid.UUID, request: Request, runtime: RuntimeDep) -> Response:
     """Retry one failed or cancelled job."""
     await _form(request)
-    return _one(runtime, job_id, "queued again", actions.retry)
+    return _one(request, runtime, job_id, "retry", actions.retry)
 
 
-def _one(runtime: Runtime, job_id: uuid.UUID, done: str, action: Any) -> Response:
+def _one(request: Request, runtime: Runtime, job_id: uuid.UUID, verb: str, action: Any) -> Response:
     try:
         action(runtime, job_id)
     except JobyardError as exc:
         return redirect(f"/jobs/{job_id}", f"not done: {exc.message}")
+    _audit(request, runtime, f"job.{verb}", job_id, {"via": "dashboard"})
+    done = "cancelled" if verb == "cancel" else "queued again"
     return redirect(f"/jobs/{job_id}", f"job {done}")
 
 
@@ -119,12 +144,13 @@ async def rerun(job_id: uuid.UUID, request: Request, runtime: RuntimeDep) -> Res
         job = submit.submit_one(
             runtime,
             submit.JobRequest(original.type, args, original.priority),
-            submitted_by=SUBMITTED_BY,
+            submitted_by=principal_of(request).name,
         ).job
     except json.JSONDecodeError as exc:
         return redirect(f"/jobs/{job_id}", f"not submitted: args are not valid JSON ({exc.msg})")
     except JobyardError as exc:
         return redirect(f"/jobs/{job_id}", f"not submitted: {exc.message}")
+    _audit(request, runtime, "job.submit", job.id, {"type": job.type, "rerun_of": str(job_id)})
     return redirect(f"/jobs/{job.id}", f"submitted {job.type} again as {job.id}")
 
 
@@ -159,6 +185,7 @@ async def bulk(request: Request, runtime: RuntimeDep) -> Response:
         except JobyardError as exc:  # already finished, or not retryable: skipped
             reasons.append(exc.message)
     past = "cancelled" if verb == "cancel" else "retried"
+    _audit(request, runtime, f"job.bulk_{verb}", None, {"jobs": done, "asked": len(ids)})
     message = f"{past} {done} of {len(ids)} job(s)"
     if reasons:
         message += f"; {len(reasons)} skipped ({reasons[0]})"
@@ -169,6 +196,7 @@ async def bulk(request: Request, runtime: RuntimeDep) -> Response:
 async def create_schedule(request: Request, runtime: RuntimeDep) -> Response:
     """Create a schedule from the form."""
     form = await _form(request)
+    _require_admin(request)
     values: dict[str, Any] = {
         key: form[key]
         for key in ("name", "type", "cron", "timezone", "interval_s", "overlap", "catchup")
@@ -184,6 +212,7 @@ async def create_schedule(request: Request, runtime: RuntimeDep) -> Response:
         )
     except JobyardError as exc:
         return render_schedules(request, runtime, form, exc.message, status_code=422)
+    _audit(request, runtime, "schedule.create", created.name, spec.model_dump(mode="json"))
     return redirect("/schedules", f"created schedule {created.name}")
 
 
@@ -193,6 +222,8 @@ async def change_schedule(
 ) -> Response:
     """Pause, resume or delete a schedule."""
     await _form(request)
+    if operation == "delete":
+        _require_admin(request)
     operations = {"pause": schedules.pause, "resume": schedules.resume, "delete": schedules.delete}
     if operation not in operations:
         return redirect("/schedules", f"unknown operation '{operation}'")
@@ -200,5 +231,6 @@ async def change_schedule(
         record = operations[operation](runtime, str(schedule_id))
     except JobyardError as exc:
         return redirect("/schedules", f"not done: {exc.message}")
+    _audit(request, runtime, f"schedule.{operation}", record.name)
     past = {"pause": "paused", "resume": "resumed", "delete": "deleted"}[operation]
     return redirect("/schedules", f"{past} schedule {record.name}")

@@ -16,12 +16,12 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from jobyard.api.auth import CSRF_COOKIE, CSRF_HEADER
+from jobyard.domain.roles import Role
 from jobyard.errors import Forbidden
 
 WEB_DIR = Path(__file__).resolve().parent
-CSRF_COOKIE = "jobyard_csrf"
 CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "x-csrf-token"
 FLASH_COOKIE = "jobyard_flash"
 
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
@@ -78,10 +78,19 @@ def page(
     """Render a page (or fragment) with the token, flash messages and page name."""
     token = csrf_token(request)
     flash = request.cookies.get(FLASH_COOKIE)
+    principal = getattr(request.state, "principal", None)
     response = templates.TemplateResponse(
         request,
         template,
-        {"csrf_token": token, "flashes": [("info", flash)] if flash else [], **context},
+        {
+            "csrf_token": token,
+            "flashes": [("info", flash)] if flash else [],
+            "principal": principal,
+            "can_operate": principal is not None and principal.role.allows(Role.OPERATOR),
+            "is_admin": principal is not None and principal.role.allows(Role.ADMIN),
+            "open_mode": request.app.state.auth_mode == "open",
+            **context,
+        },
         status_code=status_code,
     )
     if request.cookies.get(CSRF_COOKIE) != token:

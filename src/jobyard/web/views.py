@@ -5,23 +5,26 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from jobyard.access import Principal
+from jobyard.api.auth import require
 from jobyard.api.deps import RuntimeDep
 from jobyard.api.routes.pools import alive_workers, list_pools
+from jobyard.domain.roles import Role
 from jobyard.domain.states import CANCELLABLE_STATES, RETRYABLE_BY_USER_STATES, JobState
 from jobyard.runtime import Runtime
-from jobyard.store import jobs, logs, workers
+from jobyard.store import audit, jobs, logs, workers
 from jobyard.store import schedules as schedule_store
 from jobyard.store.records import JobRecord
 from jobyard.web import forms
 from jobyard.web.render import page
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require(Role.VIEWER))])
 PAGE_SIZE = 50
 STATES = [s.value for s in JobState]
 
@@ -276,3 +279,30 @@ def render_schedules(
         "form_error": form_error,
     }
     return page(request, "schedules.html", context, status_code=status_code)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request,
+    runtime: RuntimeDep,
+    caller: Annotated[Principal, Depends(require(Role.ADMIN))],
+    actor: str | None = None,
+    action: str | None = None,
+    cursor: int | None = None,
+) -> HTMLResponse:
+    """Who submitted, cancelled, retried or changed what (admins only)."""
+    del caller
+    with runtime.db.read() as conn:
+        entries = audit.page(
+            conn, actor=actor or None, action=action or None, before=cursor, limit=PAGE_SIZE + 1
+        )
+    more = len(entries) > PAGE_SIZE
+    entries = entries[:PAGE_SIZE]
+    context = {
+        "page": "audit",
+        "entries": entries,
+        "actor": actor,
+        "action": action,
+        "next_cursor": entries[-1].id if more else None,
+    }
+    return page(request, "audit.html", context)

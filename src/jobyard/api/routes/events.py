@@ -16,8 +16,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
+from jobyard.api.auth import principal_of
 from jobyard.api.schemas import JobPublic
 from jobyard.domain.states import JobState
+from jobyard.errors import Forbidden, JobyardError
 from jobyard.events.hub import EventHub, Subscription
 from jobyard.events.types import EventFilter
 from jobyard.runtime import Runtime
@@ -27,6 +29,8 @@ router = APIRouter(tags=["events"])
 SNAPSHOT_LIMIT = 100
 CLOSE_NOT_FOUND = 4404
 CLOSE_TRY_AGAIN = 1013
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
 
 
 @router.websocket("/api/v1/events")
@@ -47,6 +51,12 @@ async def events(
         state=state.value if state else None,
     )
     await websocket.accept()
+    try:
+        await run_in_threadpool(_authorize, websocket)
+    except JobyardError as exc:
+        await websocket.send_json({"kind": "error", "code": exc.code, "message": exc.message})
+        await websocket.close(CLOSE_UNAUTHORIZED if exc.http_status == 401 else CLOSE_FORBIDDEN)
+        return
     subscription = hub.subscribe(wanted)
     try:
         snapshot = await run_in_threadpool(_snapshot, runtime, wanted)
@@ -62,6 +72,15 @@ async def events(
         pass
     finally:
         hub.unsubscribe(subscription)
+
+
+def _authorize(websocket: WebSocket) -> None:
+    """Viewers and up; a browser's cookie login only from the dashboard's own origin."""
+    caller = principal_of(websocket)
+    if caller.via == "session":
+        origin = websocket.headers.get("origin", "")
+        if origin.split("://", 1)[-1] != websocket.headers.get("host", ""):
+            raise Forbidden("a cookie login may open the event stream from the dashboard only")
 
 
 def _snapshot(runtime: Runtime, wanted: EventFilter) -> list[dict[str, Any]]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from jobyard import actions
+from jobyard import access, actions
+from jobyard.api.auth import Operator, Viewer, client_of
 from jobyard.api.deps import RuntimeDep
 from jobyard.api.schemas import (
     BatchCreated,
@@ -35,18 +36,31 @@ def _request(body: JobCreate) -> submit.JobRequest:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-def create_job(body: JobCreate, runtime: RuntimeDep, response: Response) -> JobPublic:
+def create_job(
+    body: JobCreate, runtime: RuntimeDep, response: Response, caller: Operator, request: Request
+) -> JobPublic:
     """Submit a job. 201 when created; 200 with the stored job when the idempotency key matched."""
-    outcome = submit.submit_one(runtime, _request(body), submitted_by="api")
+    outcome = submit.submit_one(runtime, _request(body), submitted_by=caller.name)
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
+    else:
+        access.record(
+            runtime, caller, "job.submit", outcome.job.id, {"type": body.type}, client_of(request)
+        )
     return JobPublic.of(outcome.job)
 
 
 @router.post("/batch", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-def create_batch(body: JobBatchCreate, runtime: RuntimeDep) -> BatchCreated:
+def create_batch(
+    body: JobBatchCreate, runtime: RuntimeDep, caller: Operator, request: Request
+) -> BatchCreated:
     """Submit up to 10,000 jobs in one transaction: all are stored, or none."""
-    outcome = submit.submit_many(runtime, [_request(job) for job in body.jobs], submitted_by="api")
+    requests = [_request(job) for job in body.jobs]
+    outcome = submit.submit_many(runtime, requests, submitted_by=caller.name)
+    created = [s.job.id for s in outcome if s.created]
+    if created:
+        details = {"jobs": len(created), "types": sorted({j.type for j in body.jobs})}
+        access.record(runtime, caller, "job.submit_batch", created[0], details, client_of(request))
     return BatchCreated(
         created=sum(1 for s in outcome if s.created), jobs=[JobPublic.of(s.job) for s in outcome]
     )
@@ -55,6 +69,7 @@ def create_batch(body: JobBatchCreate, runtime: RuntimeDep) -> BatchCreated:
 @router.get("", responses=ERRORS)
 def list_jobs(
     runtime: RuntimeDep,
+    _caller: Viewer,
     state: JobState | None = None,
     type: Annotated[str | None, Query(max_length=200)] = None,
     pool: Annotated[str | None, Query(max_length=64)] = None,
@@ -81,7 +96,7 @@ def list_jobs(
 
 
 @router.get("/{job_id}", responses=ERRORS)
-def get_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobPublic:
+def get_job(job_id: uuid.UUID, runtime: RuntimeDep, _caller: Viewer) -> JobPublic:
     """One job with every finished attempt."""
     record = jobs.get(runtime.db, job_id)
     with runtime.db.read() as conn:
@@ -93,6 +108,7 @@ def get_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobPublic:
 def get_logs(
     job_id: uuid.UUID,
     runtime: RuntimeDep,
+    _caller: Viewer,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> LogsPage:
@@ -106,12 +122,20 @@ def get_logs(
 
 
 @router.post("/{job_id}/cancel", responses=ERRORS)
-def cancel_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobPublic:
+def cancel_job(
+    job_id: uuid.UUID, runtime: RuntimeDep, caller: Operator, request: Request
+) -> JobPublic:
     """Cancel a queued, retrying or running job."""
-    return JobPublic.of(actions.cancel(runtime, job_id))
+    cancelled = actions.cancel(runtime, job_id)
+    access.record(runtime, caller, "job.cancel", job_id, None, client_of(request))
+    return JobPublic.of(cancelled)
 
 
 @router.post("/{job_id}/retry", responses=ERRORS)
-def retry_job(job_id: uuid.UUID, runtime: RuntimeDep) -> JobPublic:
+def retry_job(
+    job_id: uuid.UUID, runtime: RuntimeDep, caller: Operator, request: Request
+) -> JobPublic:
     """Queue a failed or cancelled job again."""
-    return JobPublic.of(actions.retry(runtime, job_id))
+    retried = actions.retry(runtime, job_id)
+    access.record(runtime, caller, "job.retry", job_id, None, client_of(request))
+    return JobPublic.of(retried)

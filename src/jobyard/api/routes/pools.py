@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from jobyard.api.auth import require
 from jobyard.api.deps import RuntimeDep
 from jobyard.api.schemas import JobTypePublic, PoolPublic, WorkerPublic
+from jobyard.domain.roles import Role
 from jobyard.runtime import Runtime
 from jobyard.store import jobs, workers
 from jobyard.store.records import WorkerRecord
 
-router = APIRouter(prefix="/api/v1", tags=["pools"])
+router = APIRouter(prefix="/api/v1", tags=["pools"], dependencies=[Depends(require(Role.VIEWER))])
 
 
 def alive_workers(runtime: Runtime, listing: list[WorkerRecord]) -> list[WorkerRecord]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
-from jobyard import schedules
+from jobyard import access, schedules
+from jobyard.api.auth import Admin, Operator, Viewer, client_of
 from jobyard.api.deps import RuntimeDep
 from jobyard.api.schemas import (
     Problem,
@@ -26,13 +27,18 @@ ERRORS: dict[int | str, dict[str, object]] = {
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-def create_schedule(body: ScheduleSpec, runtime: RuntimeDep) -> SchedulePublic:
+def create_schedule(
+    body: ScheduleSpec, runtime: RuntimeDep, caller: Admin, request: Request
+) -> SchedulePublic:
     """Create a schedule; it fires from the scheduler's next tick on."""
-    return SchedulePublic.of(schedules.create(runtime, body))
+    created = schedules.create(runtime, body)
+    details = body.model_dump(mode="json")
+    access.record(runtime, caller, "schedule.create", created.name, details, client_of(request))
+    return SchedulePublic.of(created)
 
 
 @router.get("", responses=ERRORS)
-def list_schedules(runtime: RuntimeDep) -> SchedulesPage:
+def list_schedules(runtime: RuntimeDep, _caller: Viewer) -> SchedulesPage:
     """Every schedule, by name."""
     with runtime.db.read() as conn:
         items = store.all_schedules(conn)
@@ -40,39 +46,55 @@ def list_schedules(runtime: RuntimeDep) -> SchedulesPage:
 
 
 @router.get("/{ref}", responses=ERRORS)
-def get_schedule(ref: str, runtime: RuntimeDep) -> SchedulePublic:
+def get_schedule(ref: str, runtime: RuntimeDep, _caller: Viewer) -> SchedulePublic:
     """One schedule, by id or name."""
     return SchedulePublic.of(schedules.get(runtime, ref))
 
 
 @router.patch("/{ref}", responses=ERRORS)
-def update_schedule(ref: str, body: SchedulePatch, runtime: RuntimeDep) -> SchedulePublic:
+def update_schedule(
+    ref: str, body: SchedulePatch, runtime: RuntimeDep, caller: Admin, request: Request
+) -> SchedulePublic:
     """Change some fields; the edit applies on the next tick, without a restart."""
-    changes = body.model_dump(exclude_unset=True)
-    return SchedulePublic.of(schedules.update(runtime, ref, changes))
+    changes = body.model_dump(exclude_unset=True, mode="json")
+    updated = schedules.update(runtime, ref, changes)
+    access.record(runtime, caller, "schedule.update", updated.name, changes, client_of(request))
+    return SchedulePublic.of(updated)
 
 
 @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-def delete_schedule(ref: str, runtime: RuntimeDep) -> None:
+def delete_schedule(ref: str, runtime: RuntimeDep, caller: Admin, request: Request) -> None:
     """Delete a schedule; the jobs it fired stay in history."""
-    schedules.delete(runtime, ref)
+    deleted = schedules.delete(runtime, ref)
+    access.record(runtime, caller, "schedule.delete", deleted.name, None, client_of(request))
 
 
 @router.post("/{ref}/pause", responses=ERRORS)
-def pause_schedule(ref: str, runtime: RuntimeDep) -> SchedulePublic:
+def pause_schedule(
+    ref: str, runtime: RuntimeDep, caller: Operator, request: Request
+) -> SchedulePublic:
     """Stop firing until resumed."""
-    return SchedulePublic.of(schedules.pause(runtime, ref))
+    paused = schedules.pause(runtime, ref)
+    access.record(runtime, caller, "schedule.pause", paused.name, None, client_of(request))
+    return SchedulePublic.of(paused)
 
 
 @router.post("/{ref}/resume", responses=ERRORS)
-def resume_schedule(ref: str, runtime: RuntimeDep) -> SchedulePublic:
+def resume_schedule(
+    ref: str, runtime: RuntimeDep, caller: Operator, request: Request
+) -> SchedulePublic:
     """Fire again from the next fire time after now."""
-    return SchedulePublic.of(schedules.resume(runtime, ref))
+    resumed = schedules.resume(runtime, ref)
+    access.record(runtime, caller, "schedule.resume", resumed.name, None, client_of(request))
+    return SchedulePublic.of(resumed)
 
 
 @router.get("/{ref}/next", responses=ERRORS)
 def upcoming(
-    ref: str, runtime: RuntimeDep, count: Annotated[int, Query(ge=1, le=100)] = 5
+    ref: str,
+    runtime: RuntimeDep,
+    _caller: Viewer,
+    count: Annotated[int, Query(ge=1, le=100)] = 5,
 ) -> UpcomingFires:
     """The next fire times (from now, as if unpaused)."""
     record = schedules.get(runtime, ref)
