@@ -147,12 +147,14 @@ class Stack:
         self.runtime = Runtime.open(self.settings)
         self.env = settings_env(self.settings)
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """Start `jobyard ARGS…` as a child, logging to log_dir/NAME.log."""
+    def start(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start `jobyard ARGS…` as a child (with extra `env`), logging to log_dir/NAME.log."""
         log = open(self.log_dir / f"{name}.log", "ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "jobyard", *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -22,6 +23,14 @@ from tests.factories import ROOT, Stack, make_settings, wait_for
 
 CHROMIUM = os.environ.get("JOBYARD_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-output" / "browser"
+
+
+class Dashboard(NamedTuple):
+    """The open dashboard's URL, the processes behind it, and a second web that needs keys."""
+
+    url: str
+    stack: Stack
+    keyed_url: str
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +49,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def dashboard(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, Stack]]:
-    """`jobyard web` on a free port plus workers and the scheduler, on PostgreSQL + Redis."""
+) -> Iterator[Dashboard]:
+    """`jobyard web` (open, and with keys) plus workers and the scheduler, on PostgreSQL + Redis."""
     from tests.conftest import _backend
 
     base = tmp_path_factory.mktemp("dashboard")
@@ -56,7 +65,13 @@ def dashboard(
             stack.worker("general")
             stack.worker("media")
             stack.scheduler()
-            yield url, stack
+            keyed_port = services.free_port()
+            stack.start(
+                "web-keys", "web", "--port", str(keyed_port), env={"JOBYARD_AUTH__MODE": "keys"}
+            )
+            keyed_url = f"http://127.0.0.1:{keyed_port}"
+            wait_for(partial(_serving, keyed_url), timeout_s=30, what="jobyard web with keys")
+            yield Dashboard(url, stack, keyed_url)
         finally:
             stack.close()
             services.delete_redis_queues(backend.broker_url, settings.queue_prefix)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import screenshot
-from tests.factories import Stack
-
-Dashboard = tuple[str, Stack]
+from jobyard import access
+from jobyard.domain.roles import Role
+from tests.browser.conftest import Dashboard, screenshot
 
 
 def _submit_api(url: str, job_type: str, args: dict[str, object]) -> str:
@@ -33,7 +33,7 @@ def _not_reloaded(page: Page) -> bool:
 def test_submit_from_the_form_and_watch_progress_and_logs_live(
     page: Page, dashboard: Dashboard
 ) -> None:
-    url, _stack = dashboard
+    url = dashboard.url
     page.goto(f"{url}/submit?type=t.progress")
     screenshot(page, "submit")
     page.fill("#arg-steps", "6")
@@ -53,7 +53,7 @@ def test_submit_from_the_form_and_watch_progress_and_logs_live(
 
 
 def test_cancel_a_running_job(page: Page, dashboard: Dashboard, tmp_path: Path) -> None:
-    url, _stack = dashboard
+    url = dashboard.url
     marker = str(tmp_path / "started")
     job_id = _submit_api(url, "t.until_cancelled", {"marker": marker})
     page.goto(f"{url}/jobs/{job_id}")
@@ -65,7 +65,7 @@ def test_cancel_a_running_job(page: Page, dashboard: Dashboard, tmp_path: Path) 
 
 
 def test_retry_a_failed_job(page: Page, dashboard: Dashboard) -> None:
-    url, _stack = dashboard
+    url = dashboard.url
     job_id = _submit_api(url, "t.fail", {"reason": "browser says no"})
     page.goto(f"{url}/jobs/{job_id}")
     expect(page.locator("#job-state")).to_have_text("failed", timeout=30_000)
@@ -79,7 +79,7 @@ def test_retry_a_failed_job(page: Page, dashboard: Dashboard) -> None:
 
 
 def test_filter_and_search_the_list(page: Page, dashboard: Dashboard) -> None:
-    url, _stack = dashboard
+    url = dashboard.url
     needle = f"needle-{uuid.uuid4().hex[:8]}"
     wanted = _submit_api(url, "t.echo", {"message": needle})
     _submit_api(url, "t.echo", {"message": "hay"})
@@ -103,7 +103,7 @@ def test_filter_and_search_the_list(page: Page, dashboard: Dashboard) -> None:
 
 
 def test_bulk_cancel_selected_jobs(page: Page, dashboard: Dashboard, tmp_path: Path) -> None:
-    url, _stack = dashboard
+    url = dashboard.url
     markers = [str(tmp_path / f"started-{n}") for n in range(2)]
     ids = [_submit_api(url, "t.until_cancelled", {"marker": m}) for m in markers]
     page.goto(f"{url}/jobs?type=t.until_cancelled&state=running")
@@ -118,7 +118,7 @@ def test_bulk_cancel_selected_jobs(page: Page, dashboard: Dashboard, tmp_path: P
 
 
 def test_invalid_form_value_shows_its_error(page: Page, dashboard: Dashboard) -> None:
-    url, _stack = dashboard
+    url = dashboard.url
     page.goto(f"{url}/submit?type=t.model")
     page.fill("#arg-x", "1.5")
     page.fill("#arg-y", "2")
@@ -131,7 +131,7 @@ def test_invalid_form_value_shows_its_error(page: Page, dashboard: Dashboard) ->
 
 
 def test_every_page_renders_and_updates_live(page: Page, dashboard: Dashboard) -> None:
-    url, _stack = dashboard
+    url = dashboard.url
     page.goto(f"{url}/")
     expect(page.locator("#live-status.on")).to_be_visible()
     _mark_page(page)
@@ -157,3 +157,28 @@ def test_every_page_renders_and_updates_live(page: Page, dashboard: Dashboard) -
     page.fill("#s-cron", "61 * * * *")
     page.click("#create-schedule")
     expect(page.locator("#schedule-error")).to_contain_text("cron")
+
+
+def test_a_viewer_key_cannot_cancel(page: Page, dashboard: Dashboard, tmp_path: Path) -> None:
+    url, stack, keyed_url = dashboard
+    _record, secret = access.create_key(
+        stack.runtime, f"viewer-{uuid.uuid4().hex[:6]}", Role.VIEWER
+    )
+    job_id = _submit_api(url, "t.until_cancelled", {"marker": str(tmp_path / "started")})
+    page.goto(f"{keyed_url}/jobs/{job_id}")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.fill("#key", "jy_wrong")
+    page.click("#login-submit")
+    expect(page.locator("#login-error")).to_contain_text("unknown or revoked key")
+    screenshot(page, "login")
+    page.fill("#key", secret)
+    page.click("#login-submit")
+    expect(page).to_have_url(f"{keyed_url}/jobs/{job_id}")
+    expect(page.locator("#who")).to_contain_text("viewer")
+    expect(page.locator("#job-state")).to_have_text("running")
+    expect(page.locator("#cancel-job")).to_have_count(0)
+    csrf = page.evaluate("document.querySelector('meta[name=csrf-token]').content")
+    forced = page.request.post(f"{keyed_url}/ui/jobs/{job_id}/cancel", form={"csrf_token": csrf})
+    assert forced.status == 403
+    assert httpx.get(f"{url}/api/v1/jobs/{job_id}").json()["state"] == "running"
+    httpx.post(f"{url}/api/v1/jobs/{job_id}/cancel")

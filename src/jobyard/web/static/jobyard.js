@@ -90,6 +90,7 @@
     setInterval(sampleDepth, 5000);
     sampleDepth();
     connect("", (message) => {
+      if (message.kind === "snapshot") refreshStats();  /* (re)connected: catch up */
       if (message.kind !== "events") return;
       roll();
       for (const event of message.events) {
@@ -107,6 +108,7 @@
     const query = new URLSearchParams();
     for (const key of ["type", "pool"]) if (params.get(key)) query.set(key, params.get(key));
     connect(query.toString() ? `?${query}` : "", (message) => {
+      if (message.kind === "snapshot") refreshTable();  /* (re)connected: catch up */
       if (message.kind === "events" && message.events.some((e) => e.kind === "state")) refreshTable();
     });
     /* Keep the checked boxes across refreshes. */
@@ -151,9 +153,11 @@
     }
     connect(`?job_id=${jobId}`, (message) => {
       if (message.kind === "snapshot" && message.jobs.length) {
+        /* (Re)connected: what happened before the stream started is in the snapshot. */
         const current = message.jobs[0];
         setState(current.state, current.updated_at);
         if (current.progress !== null) setProgress(current.progress, current.progress_message);
+        refreshDetails();
         return;
       }
       if (message.kind !== "events") return;
@@ -177,7 +181,7 @@
 
   function pools() {
     const refreshPools = refresher("pools", 1000);
-    connect("", (message) => { if (message.kind === "events") refreshPools(); });
+    connect("", () => refreshPools());
   }
 
   const pages = { overview, jobs, job, pools };
