@@ -33,8 +33,10 @@ class Dashboard(NamedTuple):
     keyed_url: str
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Module scope: sync Playwright keeps an event loop running in this thread until it stops,
+    which would break later tests that call `asyncio.run`."""
     if not Path(CHROMIUM).exists():
         message = f"Chromium not found at {CHROMIUM}: apt-get install -y chromium"
         if os.environ.get("CI") == "true":

