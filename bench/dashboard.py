@@ -145,6 +145,7 @@ async def websocket_run(
     """C clients listen while R events/s are published and single submits are timed."""
     url = base.replace("http://", "ws://") + "/api/v1/events"
     received = [0] * clients
+    overflows = [0]
     lags: list[float] = []
 
     async def client(index: int) -> None:
@@ -154,12 +155,18 @@ async def websocket_run(
             try:
                 while True:
                     message = json.loads(await socket.recv())
+                    if message.get("kind") == "overflow":
+                        overflows[0] += 1
                     if message.get("kind") != "events":
                         continue
                     received[index] += len(message["events"])
                     if index == 0:
                         now = time.time()
-                        lags.extend(now - float(e["message"]) for e in message["events"])
+                        lags.extend(
+                            now - float(e["message"])
+                            for e in message["events"]
+                            if e["kind"] == "progress"  # the synthetic ones carry a timestamp
+                        )
             except websockets.ConnectionClosed:
                 return
 
@@ -200,6 +207,9 @@ async def websocket_run(
         "submit_p95": submit["p95"],
         "submit_p99": submit["p99"],
         "submits": len(submit_ms),
+        "overflows": overflows[0],
+        "received_min": min(received),
+        "received_max": max(received),
     }
 
 
