@@ -154,17 +154,18 @@ async def websocket_run(
             ready.set() if index == clients - 1 else None
             try:
                 while True:
-                    message = json.loads(await socket.recv())
-                    if message.get("kind") == "overflow":
+                    text = await socket.recv()
+                    assert isinstance(text, str)
+                    if '"kind":"overflow"' in text:
                         overflows[0] += 1
-                    if message.get("kind") != "events":
-                        continue
-                    received[index] += len(message["events"])
+                    # Only client 0 parses (for the lag); the rest count, so the 200 clients
+                    # sharing this process and its 2 cores with the server cost little.
+                    received[index] += text.count('"job_id":')
                     if index == 0:
                         now = time.time()
                         lags.extend(
                             now - float(e["message"])
-                            for e in message["events"]
+                            for e in json.loads(text).get("events", [])
                             if e["kind"] == "progress"  # the synthetic ones carry a timestamp
                         )
             except websockets.ConnectionClosed:
@@ -263,6 +264,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--web-workers", type=int, default=1, help="jobyard web --workers")
     options = parser.parse_args()
     logs = ROOT / "test-output" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
@@ -273,7 +275,8 @@ def main() -> None:
         with console.status(f"loading {options.jobs:,} jobs"):
             load_s = load_jobs(database_url, options.jobs)
         console.print(f"loaded {options.jobs:,} jobs in {load_s:.0f}s")
-        web = spawn([sys.executable, "-m", "jobyard", "web"], env_of(settings), logs / "web.log")
+        command = [sys.executable, "-m", "jobyard", "web", "--workers", str(options.web_workers)]
+        web = spawn(command, env_of(settings), logs / "web.log")
         base = f"http://127.0.0.1:{port}"
         try:
             wait_until(lambda: _ready(base), 60, "jobyard web")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,12 +16,17 @@ from jobyard.api import problems
 from jobyard.api.metrics import make_registry
 from jobyard.api.routes import audit, events, health, jobs, pools, schedules
 from jobyard.app import Yard
-from jobyard.config import Settings
+from jobyard.config import Settings, load_settings
 from jobyard.events.factory import make_listener
 from jobyard.events.hub import EventHub
 from jobyard.runtime import Runtime
 from jobyard.web import login, posts, views
 from jobyard.web.render import WEB_DIR
+
+
+def app_from_environment() -> FastAPI:
+    """The app built from $JOBYARD_CONFIG and JOBYARD_* (for `jobyard web --workers N`)."""
+    return create_app(load_settings(), host=os.environ.get("JOBYARD_WEB__HOST"))
 
 
 def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None = None) -> FastAPI:

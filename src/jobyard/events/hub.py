@@ -1,14 +1,17 @@
 """Fan-out inside one web process: one bus listener, many WebSocket subscribers.
 
-The listener thread hands each batch to the event loop; every subscriber gets the part of the
-batch its filter lets through, as one item. A subscriber that falls too far behind is marked
-overflowed and disconnected, so one slow client never holds memory for the rest; it
-reconnects and reads the current state again.
+The listener thread hands each batch to the event loop. The hub gathers what arrives during
+`FLUSH_S` and then gives every subscriber one ready-to-send message with the part its filter
+lets through, serialized once per distinct filter: with hundreds of clients the cost is per
+flush, not per event per client. A subscriber that falls too far behind is marked overflowed
+and disconnected, so one slow client never holds memory for the rest; it reconnects and reads
+the current state again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,17 +20,19 @@ from jobyard.events.bus import EventListener
 from jobyard.events.types import EventFilter
 
 log = logging.getLogger(__name__)
-#: Batches a subscriber may have waiting before it is disconnected.
-MAX_WAITING_BATCHES = 500
+#: Messages a subscriber may have waiting before it is disconnected.
+MAX_WAITING_MESSAGES = 200
+#: How long events are gathered before they go out (adds at most this much latency).
+FLUSH_S = 0.05
 
 
 @dataclass(eq=False)
 class Subscription:
-    """One subscriber's filter and waiting batches."""
+    """One subscriber's filter and waiting messages (JSON text)."""
 
     filter: EventFilter
-    batches: asyncio.Queue[list[dict[str, Any]]] = field(
-        default_factory=lambda: asyncio.Queue(MAX_WAITING_BATCHES)
+    messages: asyncio.Queue[str] = field(
+        default_factory=lambda: asyncio.Queue(MAX_WAITING_MESSAGES)
     )
     overflowed: bool = False
 
@@ -39,6 +44,8 @@ class EventHub:
         self._listener = listener
         self._subscriptions: set[Subscription] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._flush_scheduled = False
         self.received = 0
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -75,14 +82,33 @@ class EventHub:
             loop.call_soon_threadsafe(self.dispatch, batch)
 
     def dispatch(self, batch: list[dict[str, Any]]) -> None:
-        """Give each subscriber its part of the batch (on the event loop)."""
+        """Take a batch (on the event loop); it goes out with the next flush."""
         self.received += len(batch)
+        self._pending.extend(batch)
+        if not self._flush_scheduled and self._loop is not None:
+            self._flush_scheduled = True
+            self._loop.call_later(FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        """Give each subscriber its part of what gathered, one message each."""
+        self._flush_scheduled = False
+        events, self._pending = self._pending, []
+        texts: dict[EventFilter, str | None] = {}
         for subscription in list(self._subscriptions):
+            if subscription.overflowed:
+                continue
             wanted = subscription.filter
-            part = batch if wanted.everything else [e for e in batch if wanted.matches(e)]
-            if not part or subscription.overflowed:
+            if wanted not in texts:
+                part = events if wanted.everything else [e for e in events if wanted.matches(e)]
+                texts[wanted] = (
+                    json.dumps({"kind": "events", "events": part}, separators=(",", ":"))
+                    if part
+                    else None
+                )
+            text = texts[wanted]
+            if text is None:
                 continue
             try:
-                subscription.batches.put_nowait(part)
+                subscription.messages.put_nowait(text)
             except asyncio.QueueFull:
                 subscription.overflowed = True

@@ -9,7 +9,6 @@ closed with code 1013; it reconnects and reads the snapshot again.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from typing import Annotated, Any
 
@@ -100,22 +99,30 @@ def _snapshot(runtime: Runtime, wanted: EventFilter) -> list[dict[str, Any]]:
 
 
 async def _stream(websocket: WebSocket, subscription: Subscription) -> None:
+    """Send what the hub queues; a watcher task stops the sender when the client leaves.
+
+    One plain `await` per message (no task or wait set per message): with hundreds of
+    clients the per-message overhead is what the web process spends its time on.
+    """
+    sender = asyncio.ensure_future(_send_all(websocket, subscription))
     closed = asyncio.ensure_future(_until_closed(websocket))
     try:
-        while True:
-            batch = asyncio.ensure_future(subscription.batches.get())
-            await asyncio.wait({batch, closed}, return_when=asyncio.FIRST_COMPLETED)
-            if closed.done():
-                batch.cancel()
-                return
-            if subscription.overflowed:
-                await websocket.send_json({"kind": "overflow"})
-                await websocket.close(CLOSE_TRY_AGAIN)
-                return
-            body = json.dumps({"kind": "events", "events": batch.result()}, separators=(",", ":"))
-            await websocket.send_text(body)
+        await asyncio.wait({sender, closed}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        sender.cancel()
         closed.cancel()
+    if sender.done() and not sender.cancelled() and sender.exception() is not None:
+        raise sender.exception()  # type: ignore[misc]
+
+
+async def _send_all(websocket: WebSocket, subscription: Subscription) -> None:
+    while True:
+        text = await subscription.messages.get()
+        if subscription.overflowed:
+            await websocket.send_json({"kind": "overflow"})
+            await websocket.close(CLOSE_TRY_AGAIN)
+            return
+        await websocket.send_text(text)
 
 
 async def _until_closed(websocket: WebSocket) -> None:
