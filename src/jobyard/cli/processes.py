@@ -16,6 +16,7 @@ from jobyard.errors import ConfigError
 from jobyard.loader import load_yard
 from jobyard.runtime import Runtime, check_configuration
 
+
 def web(
     ctx: typer.Context,
     host: Annotated[
