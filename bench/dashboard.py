@@ -264,7 +264,6 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--web-workers", type=int, default=1, help="jobyard web --workers")
     options = parser.parse_args()
     logs = ROOT / "test-output" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
@@ -275,8 +274,7 @@ def main() -> None:
         with console.status(f"loading {options.jobs:,} jobs"):
             load_s = load_jobs(database_url, options.jobs)
         console.print(f"loaded {options.jobs:,} jobs in {load_s:.0f}s")
-        command = [sys.executable, "-m", "jobyard", "web", "--workers", str(options.web_workers)]
-        web = spawn(command, env_of(settings), logs / "web.log")
+        web = spawn([sys.executable, "-m", "jobyard", "web"], env_of(settings), logs / "web.log")
         base = f"http://127.0.0.1:{port}"
         try:
             wait_until(lambda: _ready(base), 60, "jobyard web")

@@ -74,6 +74,21 @@ def effective_mode(settings: Settings, host: str | None = None) -> Literal["open
     return mode
 
 
+def require_a_key(runtime: Runtime, host: str) -> None:
+    """Refuse to serve a reachable address when no key exists (nobody could log in).
+
+    Raises:
+        ConfigError: naming the command that creates the first key.
+    """
+    with runtime.db.read() as conn:
+        active = [key for key in keys.listing(conn) if key.revoked_at is None]
+    if not active:
+        raise ConfigError(
+            f"no API key exists, so nobody could use jobyard on {host}: create one first with "
+            "`jobyard keys create --name admin --role admin`"
+        )
+
+
 def hash_secret(secret: str) -> str:
     """The stored form of a key or session token."""
     return hashlib.sha256(secret.encode()).hexdigest()

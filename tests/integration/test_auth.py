@@ -261,6 +261,21 @@ def test_audit_log_records_who_did_what(keyed: tuple[TestClient, dict[str, str]]
     assert client.get("/audit", headers=bearer(secrets["admin"])).status_code == 200
 
 
+def test_a_reachable_address_needs_a_key_to_exist(backend: Backend, tmp_path: Path) -> None:
+    settings = make_settings(backend, tmp_path / "data")
+    app = create_app(settings, host="0.0.0.0")
+    with pytest.raises(ConfigError, match="no API key exists"), TestClient(app):
+        pass
+    runtime = Runtime.open(settings)
+    try:
+        _record, secret = access.create_key(runtime, "first", Role.ADMIN)
+    finally:
+        runtime.close()
+    with TestClient(create_app(settings, host="0.0.0.0")) as client:
+        assert client.get("/api/v1/jobs").status_code == 401
+        assert client.get("/api/v1/jobs", headers=bearer(secret)).status_code == 200
+
+
 def test_open_mode_only_on_loopback(backend: Backend, tmp_path: Path) -> None:
     def settings(**values: Any) -> Settings:
         return make_settings(backend, tmp_path / "data", **values)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,17 +15,12 @@ from jobyard.api import problems
 from jobyard.api.metrics import make_registry
 from jobyard.api.routes import audit, events, health, jobs, pools, schedules
 from jobyard.app import Yard
-from jobyard.config import Settings, load_settings
+from jobyard.config import Settings
 from jobyard.events.factory import make_listener
 from jobyard.events.hub import EventHub
 from jobyard.runtime import Runtime
 from jobyard.web import login, posts, views
 from jobyard.web.render import WEB_DIR
-
-
-def app_from_environment() -> FastAPI:
-    """The app built from $JOBYARD_CONFIG and JOBYARD_* (for `jobyard web --workers N`)."""
-    return create_app(load_settings(), host=os.environ.get("JOBYARD_WEB__HOST"))
 
 
 def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None = None) -> FastAPI:
@@ -36,11 +30,18 @@ def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None
         ConfigError: `auth.mode = "open"` while binding an address others can reach (`host`,
             default `web.host`).
     """
-    auth_mode = access.effective_mode(settings, host)
+    bind = host or settings.web.host
+    auth_mode = access.effective_mode(settings, bind)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.open(settings, yard=yard)
+        if auth_mode == "keys" and not access.is_loopback(bind):
+            try:
+                access.require_a_key(runtime, bind)
+            except BaseException:
+                runtime.close()
+                raise
         app.state.runtime = runtime
         app.state.metrics = make_registry(runtime)
         hub = EventHub(make_listener(settings.events, settings.queue_prefix))

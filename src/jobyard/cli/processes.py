@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from types import FrameType
@@ -11,7 +10,6 @@ from typing import Annotated
 import typer
 
 from jobyard.cli.state import state_of
-from jobyard.config import CONFIG_ENV
 from jobyard.errors import ConfigError
 from jobyard.loader import load_yard
 from jobyard.runtime import Runtime, check_configuration
@@ -24,43 +22,19 @@ def web(
     ] = None,
     port: Annotated[int | None, typer.Option(envvar="JOBYARD_WEB__PORT", help="Bind port.")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
-    workers: Annotated[
-        int,
-        typer.Option(
-            envvar="JOBYARD_WEB_WORKERS",
-            min=1,
-            help="Server processes sharing the port (each with its own event fan-out).",
-        ),
-    ] = 1,
 ) -> None:
     """Serve the dashboard, REST API, OpenAPI docs (/docs), health checks and /metrics."""
     import uvicorn
 
     from jobyard.api.app import create_app
 
-    state = state_of(ctx)
-    settings = state.settings()
+    settings = state_of(ctx).settings()
     yard = load_yard(settings.yard)
     check_configuration(settings, yard)
     bind = host or settings.web.host
-    create_app(settings, yard=yard, host=bind)  # refuses an unsafe auth mode before binding
-    bind_port = port or settings.web.port
-    if workers == 1:
-        app = create_app(settings, yard=yard, host=bind)
-        uvicorn.run(app, host=bind, port=bind_port, access_log=access_log, log_level="info")
-        return
-    # Worker processes build the app themselves, from the same config and environment.
-    if state.config is not None:
-        os.environ[CONFIG_ENV] = str(state.config.resolve())
-    os.environ["JOBYARD_WEB__HOST"] = bind
+    app = create_app(settings, yard=yard, host=bind)
     uvicorn.run(
-        "jobyard.api.app:app_from_environment",
-        factory=True,
-        workers=workers,
-        host=bind,
-        port=bind_port,
-        access_log=access_log,
-        log_level="info",
+        app, host=bind, port=port or settings.web.port, access_log=access_log, log_level="info"
     )
 
 
