@@ -160,7 +160,7 @@ async def websocket_run(
                         overflows[0] += 1
                     # Only client 0 parses (for the lag); the rest count, so the 200 clients
                     # sharing this process and its 2 cores with the server cost little.
-                    received[index] += text.count('"job_id":')
+                    received[index] += text.count('"kind":"progress"')  # the published ones
                     if index == 0:
                         now = time.time()
                         lags.extend(
