@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import uuid
 from typing import Any
 
@@ -15,9 +14,9 @@ from kombu.messaging import Consumer, Producer
 
 from jobyard.events.batching import BatchingPublisher
 from jobyard.events.bus import BatchHandler
+from jobyard.events.listening import ThreadedListener
 
 log = logging.getLogger(__name__)
-RECONNECT_S = 1.0
 #: Events nobody consumes within this long are dropped by RabbitMQ.
 MESSAGE_TTL_S = 60
 
@@ -53,42 +52,16 @@ class AmqpEventPublisher(BatchingPublisher):
         self._connection = self._producer = None
 
 
-class AmqpEventListener:
+class AmqpEventListener(ThreadedListener):
     """Consumes the fanout on a daemon thread through an exclusive, auto-deleted queue."""
 
+    service = "RabbitMQ"
+
     def __init__(self, url: str, channel: str) -> None:
+        super().__init__()
         self._url = url
         self._exchange = _exchange(channel)
         self._queue_name = f"{channel}.{socket.gethostname()}.{uuid.uuid4().hex[:8]}"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.subscribed = threading.Event()
-
-    def start(self, on_batch: BatchHandler) -> None:
-        """Start listening; reconnects after errors until closed."""
-        self._thread = threading.Thread(
-            target=self._run, args=(on_batch,), name="jobyard-events-listener", daemon=True
-        )
-        self._thread.start()
-
-    def wait_ready(self, timeout_s: float) -> bool:
-        """Wait until subscribed; False if that did not happen within `timeout_s`."""
-        return self.subscribed.wait(timeout_s)
-
-    def close(self) -> None:
-        """Stop listening (the exclusive queue goes with the connection)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def _run(self, on_batch: BatchHandler) -> None:
-        while not self._stop.is_set():
-            try:
-                self._listen(on_batch)
-            except Exception:
-                self.subscribed.clear()
-                log.warning("event listener lost RabbitMQ; reconnecting", exc_info=True)
-                self._stop.wait(RECONNECT_S)
 
     def _listen(self, on_batch: BatchHandler) -> None:
         queue = Queue(

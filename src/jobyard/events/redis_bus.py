@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from typing import Any
 
 import redis
 
 from jobyard.events.batching import BatchingPublisher
 from jobyard.events.bus import BatchHandler
+from jobyard.events.listening import ThreadedListener
 
 log = logging.getLogger(__name__)
-RECONNECT_S = 1.0
 
 
 def client_for(url: str) -> redis.Redis:
@@ -48,41 +47,15 @@ class RedisEventPublisher(BatchingPublisher):
         self._client = None
 
 
-class RedisEventListener:
+class RedisEventListener(ThreadedListener):
     """Subscribes to the channel on a daemon thread and hands each batch to a callback."""
 
+    service = "Redis"
+
     def __init__(self, url: str, channel: str) -> None:
+        super().__init__()
         self._url = url
         self._channel = channel
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.subscribed = threading.Event()
-
-    def start(self, on_batch: BatchHandler) -> None:
-        """Start listening; reconnects after errors until closed."""
-        self._thread = threading.Thread(
-            target=self._run, args=(on_batch,), name="jobyard-events-listener", daemon=True
-        )
-        self._thread.start()
-
-    def wait_ready(self, timeout_s: float) -> bool:
-        """Wait until subscribed; False if that did not happen within `timeout_s`."""
-        return self.subscribed.wait(timeout_s)
-
-    def close(self) -> None:
-        """Stop listening."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def _run(self, on_batch: BatchHandler) -> None:
-        while not self._stop.is_set():
-            try:
-                self._listen(on_batch)
-            except Exception:
-                self.subscribed.clear()
-                log.warning("event listener lost Redis; reconnecting", exc_info=True)
-                self._stop.wait(RECONNECT_S)
 
     def _listen(self, on_batch: BatchHandler) -> None:
         client = client_for(self._url)
