@@ -113,35 +113,33 @@ def _overview(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-@router.get("/jobs", response_class=HTMLResponse)
-def jobs_page(
-    request: Request,
-    runtime: RuntimeDep,
+def filters_query(
     state: str | None = None,
     type: str | None = None,
     pool: str | None = None,
     q: str | None = None,
     sort: str | None = None,
-    cursor: uuid.UUID | None = None,
+) -> JobFilters:
+    """The jobs list's filters from the query string."""
+    return parse_filters(state, type, pool, q, sort)
+
+
+FiltersDep = Annotated[JobFilters, Depends(filters_query)]
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs_page(
+    request: Request, runtime: RuntimeDep, filters: FiltersDep, cursor: uuid.UUID | None = None
 ) -> HTMLResponse:
     """Filter, search, sort and page through jobs; bulk cancel and retry."""
-    filters = parse_filters(state, type, pool, q, sort)
     return page(request, "jobs.html", {"page": "jobs", **_jobs(runtime, filters, cursor)})
 
 
 @router.get("/ui/fragments/jobs", response_class=HTMLResponse)
 def jobs_fragment(
-    request: Request,
-    runtime: RuntimeDep,
-    state: str | None = None,
-    type: str | None = None,
-    pool: str | None = None,
-    q: str | None = None,
-    sort: str | None = None,
-    cursor: uuid.UUID | None = None,
+    request: Request, runtime: RuntimeDep, filters: FiltersDep, cursor: uuid.UUID | None = None
 ) -> HTMLResponse:
     """The jobs table, refreshed live."""
-    filters = parse_filters(state, type, pool, q, sort)
     return page(request, "fragments/jobs_table.html", _jobs(runtime, filters, cursor))
 
 
