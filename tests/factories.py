@@ -66,7 +66,14 @@ def make_settings(backend: Backend, data_dir: Path, **overrides: Any) -> Setting
         **FAST_TIMINGS,
     }
     values.update(overrides)
-    return load_settings(None, environ={}, **values)
+    built = load_settings(None, environ={}, **values)
+    MADE_SETTINGS.append(built)
+    return built
+
+
+#: Every settings object the tests made: the session's end removes their queues from the
+#: shared Redis and RabbitMQ, whichever fixture or test made them.
+MADE_SETTINGS: list[Settings] = []
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -18,6 +18,7 @@ import pytest
 import redis
 from kombu.connection import Connection
 
+from jobyard.config import Settings
 from jobyard.embedded import redis as embedded_redis
 from jobyard.store import migrate
 from jobyard.store.db import Database
@@ -139,6 +140,19 @@ def delete_amqp_queues(url: str, names: list[str], exchanges: Sequence[str] = ()
         for exchange in exchanges:
             channel.exchange_delete(exchange)
         channel.close()
+
+
+def remove_queues(settings: Settings) -> None:
+    """Remove the queues and exchanges of one test's settings from the shared broker."""
+    broker = settings.broker
+    queues = [settings.queue_for(pool) for pool in settings.pools]
+    try:
+        if broker.startswith("amqp"):
+            delete_amqp_queues(broker, queues, exchanges=[f"{settings.queue_prefix}.events"])
+        elif broker.startswith("redis://"):
+            delete_redis_queues(broker, settings.queue_prefix)
+    except Exception as exc:  # cleanup must not hide the run's own result
+        print(f"could not clean up {settings.queue_prefix}: {exc}")  # noqa: T201
 
 
 def _text(value: bytes | str) -> str:
