@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobyard.cli.main import main
+from jobyard.cli.entry import main
 
 if __name__ == "__main__":
     main()

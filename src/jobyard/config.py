@@ -144,6 +144,11 @@ class WorkerSettings(_Section):
     lost_attempts_max: int = Field(
         3, ge=1, description="Attempts a job gets when its workers keep dying (poison guard)."
     )
+    liveness_dir: Path | None = Field(
+        None,
+        description="Where workers touch their liveness file for `jobyard worker --check` "
+        "(default: the system temp dir; set JOBYARD_WORKER__LIVENESS_DIR for the probe too).",
+    )
 
     @model_validator(mode="after")
     def _renew_before_expiry(self) -> WorkerSettings:

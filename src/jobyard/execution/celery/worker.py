@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from jobyard.app import Yard
 from jobyard.config import Settings
-from jobyard.execution import executor
+from jobyard.execution import executor, liveness
 from jobyard.execution.celery.app import EXECUTE_TASK, make_celery
 from jobyard.execution.heartbeat import Heartbeat
 from jobyard.execution.leases import LeaseKeeper
@@ -81,7 +81,33 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
         return ",".join(outcomes)
 
     app.steps["worker"].add(_heartbeat_step(settings, yard, pool))
+    app.steps["worker"].add(_liveness_step(settings, pool))
     return app
+
+
+def _liveness_step(settings: Settings, pool: str) -> type[bootsteps.StartStopStep]:
+    class LivenessStep(bootsteps.StartStopStep):  # type: ignore[misc]
+        """Touches the liveness file from the worker's timer (the event loop, when it has one)."""
+
+        requires = ("celery.worker.components:Timer",)
+
+        def __init__(self, parent: Any, **kwargs: Any) -> None:
+            super().__init__(parent, **kwargs)
+            self.path = liveness.liveness_file(pool, settings.worker.liveness_dir)
+            self.timer_ref: Any = None
+
+        def start(self, parent: Any) -> None:
+            liveness.touch(self.path)
+            interval = settings.worker.heartbeat_interval_s
+            self.timer_ref = parent.timer.call_repeatedly(interval, liveness.touch, (self.path,))
+
+        def stop(self, parent: Any) -> None:
+            del parent
+            if self.timer_ref is not None:
+                self.timer_ref.cancel()
+            self.path.unlink(missing_ok=True)
+
+    return LivenessStep
 
 
 def _heartbeat_step(settings: Settings, yard: Yard, pool: str) -> type[bootsteps.StartStopStep]:
