@@ -50,8 +50,20 @@ def worker(
     pool: Annotated[
         str, typer.Option("--pool", "-p", envvar="JOBYARD_POOL", help="Pool to work for.")
     ],
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Liveness probe: exit 0 if this pool's worker here is alive."),
+    ] = False,
+    max_age: Annotated[
+        float | None, typer.Option("--max-age", help="With --check: oldest sign of life, s.")
+    ] = None,
 ) -> None:
-    """Run a Celery worker that consumes one pool's queue."""
+    """Run a Celery worker that consumes one pool's queue (or, with --check, probe one)."""
+    if check:
+        from jobyard.execution.liveness import probe_main
+
+        limit = [] if max_age is None else ["--max-age", str(max_age)]
+        raise typer.Exit(probe_main(["--pool", pool, *limit]))
     from jobyard.execution.celery.worker import run_worker
 
     settings = state_of(ctx).settings()
