@@ -14,6 +14,7 @@ import typer
 from jobyard.cli import (
     config_cmd,
     db_cmd,
+    deploy_cmd,
     exitcodes,
     jobs_cmd,
     keys_cmd,
@@ -72,6 +73,7 @@ app.add_typer(config_cmd.config_app, name="config")
 app.add_typer(db_cmd.db_app, name="db")
 app.add_typer(schedules_cmd.schedules_app, name="schedules")
 app.add_typer(keys_cmd.keys_app, name="keys")
+app.add_typer(deploy_cmd.deploy_app, name="deploy")
 app.command("submit")(jobs_cmd.submit)
 app.command("up")(up_cmd.up)
 app.command("web")(processes.web)

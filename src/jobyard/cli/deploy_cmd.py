@@ -1,0 +1,53 @@
+"""`jobyard deploy kubernetes`: manifests rendered from the same jobyard.toml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from jobyard.cli.output import console
+from jobyard.cli.state import state_of
+from jobyard.deploy import kubernetes
+from jobyard.loader import load_yard
+from jobyard.runtime import check_configuration
+
+deploy_app = typer.Typer(
+    help="Render deployment manifests from jobyard.toml.", no_args_is_help=True
+)
+
+
+@deploy_app.command("kubernetes")
+def render_kubernetes(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write.")] = Path("deploy"),
+    namespace: Annotated[str, typer.Option(help="Namespace of every object.")] = "jobyard",
+    image: Annotated[str, typer.Option(help="Image of web, scheduler and workers.")] = (
+        "jobyard:latest"
+    ),
+    release: Annotated[str, typer.Option(help="Name prefix of every object.")] = "jobyard",
+) -> None:
+    """Write one YAML file per component plus a kustomization.yaml."""
+    settings = state_of(ctx).settings()
+    yard = load_yard(settings.yard)
+    check_configuration(settings, yard)
+    longest: dict[str, float] = {}
+    for job in yard.jobs.values():
+        longest[job.pool] = max(longest.get(job.pool, 0.0), job.timeout_s)
+    target = kubernetes.Target(namespace=namespace, image=image, release=release)
+    files = kubernetes.render(settings, target, longest)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, objects in files.items():
+        (out / name).write_text(yaml.safe_dump_all(objects, sort_keys=False), encoding="utf-8")
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": namespace,
+        "resources": sorted(files),
+        "labels": [{"pairs": {"app.kubernetes.io/part-of": "jobyard"}, "includeSelectors": False}],
+    }
+    (out / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    count = sum(len(objects) for objects in files.values())
+    console().print(f"wrote {count} objects in {len(files) + 1} files to {out}")

@@ -1,0 +1,1 @@
+"""Rendering jobyard.toml into deployment manifests."""
