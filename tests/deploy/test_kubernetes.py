@@ -46,20 +46,26 @@ def seeds_settings() -> Settings:
     return load_settings(None, environ={}, yard="tests.yards.basic:yard", pools=SEEDS)
 
 
-def rendered() -> list[dict[str, Any]]:
-    files = kubernetes.render(
-        seeds_settings(), Target(image="registry.example.com/app:1.0"), {"media": 900.0}
-    )
+def rendered(**target: Any) -> list[dict[str, Any]]:
+    chosen = Target(image="registry.example.com/app:1.0", **target)
+    files = kubernetes.render(seeds_settings(), chosen, {"media": 900.0})
     return [obj for objects in files.values() for obj in objects]
+
+
+ALTERNATIVES = [
+    {},
+    {"autoscaler": "hpa", "ingress_host": "jobs.example.com", "ingress_class": "nginx"},
+]
 
 
 def core(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [o for o in objects if not o["apiVersion"].startswith("keda.sh/")]
 
 
+@pytest.mark.parametrize("target", ALTERNATIVES)
 @pytest.mark.parametrize("version", VERSIONS)
-def test_every_core_object_passes_strict_validation(version: str) -> None:
-    for obj in core(rendered()):
+def test_every_core_object_passes_strict_validation(version: str, target: dict[str, Any]) -> None:
+    for obj in core(rendered(**target)):
         kubernetes_validate.validate(obj, version, strict=True)
 
 
@@ -191,3 +197,30 @@ def test_deploy_kubernetes_command_writes_files(tmp_path: Path) -> None:
         for obj in yaml.safe_load_all((out / name).read_text()):
             if name != "kustomization.yaml":
                 assert obj["metadata"]["namespace"] == "jobs"
+
+
+def test_hpa_alternative_and_ingress() -> None:
+    objects = rendered(autoscaler="hpa", ingress_host="jobs.example.com", ingress_class="nginx")
+    assert not [o for o in objects if o["kind"] == "ScaledObject"]
+    autoscalers = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+    assert len(autoscalers) == len(SEEDS)
+    workers = {
+        d["metadata"]["name"] for d in _workloads(objects) if "-worker-" in d["metadata"]["name"]
+    }
+    assert {h["spec"]["scaleTargetRef"]["name"] for h in autoscalers} == workers
+    route = next(o for o in objects if o["kind"] == "Ingress")
+    assert route["spec"]["ingressClassName"] == "nginx"
+    assert route["spec"]["rules"][0]["host"] == "jobs.example.com"
+
+
+def test_network_policies_deny_by_default_and_cover_every_component() -> None:
+    objects = rendered()
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    deny = next(p for p in policies if "ingress" not in p["spec"])
+    for deployment in _workloads(objects):
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert deny["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    allowed = [p for p in policies if "ingress" in p["spec"]]
+    assert [
+        p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in allowed
+    ] == ["web"]

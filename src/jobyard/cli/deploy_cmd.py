@@ -28,6 +28,11 @@ def render_kubernetes(
         "jobyard:latest"
     ),
     release: Annotated[str, typer.Option(help="Name prefix of every object.")] = "jobyard",
+    autoscaler: Annotated[
+        str, typer.Option(help="keda (queued + running jobs) or hpa (CPU).")
+    ] = "keda",
+    ingress_host: Annotated[str | None, typer.Option(help="Host of the web Ingress.")] = None,
+    ingress_class: Annotated[str | None, typer.Option(help="ingressClassName.")] = None,
 ) -> None:
     """Write one YAML file per component plus a kustomization.yaml."""
     settings = state_of(ctx).settings()
@@ -36,7 +41,16 @@ def render_kubernetes(
     longest: dict[str, float] = {}
     for job in yard.jobs.values():
         longest[job.pool] = max(longest.get(job.pool, 0.0), job.timeout_s)
-    target = kubernetes.Target(namespace=namespace, image=image, release=release)
+    if autoscaler not in {"keda", "hpa"}:
+        raise typer.BadParameter("--autoscaler: use keda or hpa")
+    target = kubernetes.Target(
+        namespace=namespace,
+        image=image,
+        release=release,
+        autoscaler=autoscaler,
+        ingress_host=ingress_host,
+        ingress_class=ingress_class,
+    )
     files = kubernetes.render(settings, target, longest)
     out.mkdir(parents=True, exist_ok=True)
     for name, objects in files.items():

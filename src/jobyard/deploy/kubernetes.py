@@ -35,6 +35,11 @@ class Target:
     secret: str = "jobyard"
     web_replicas: int = 2
     version: str = "0.1.0"
+    autoscaler: str = "keda"  # keda | hpa
+    ingress_host: str | None = None
+    ingress_class: str | None = None
+    ingress_namespace: str = "ingress-nginx"
+    monitoring_namespace: str = "monitoring"
 
 
 def labels(target: Target, component: str, pool: str | None = None) -> dict[str, str]:
@@ -366,6 +371,108 @@ def disruption_budgets(settings: Settings, target: Target) -> list[dict[str, Any
     return budgets
 
 
+def hpa(name: str, pool: PoolConfig, target: Target) -> dict[str, Any]:
+    """The alternative without KEDA: CPU-based autoscaling between the pool's bounds."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata(target, f"{target.release}-worker-{name}", "worker", name),
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": f"{target.release}-worker-{name}",
+            },
+            "minReplicas": max(pool.autoscale.min_replicas, 1),
+            "maxReplicas": pool.autoscale.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 70},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def ingress(target: Target) -> dict[str, Any]:
+    """Routes the configured host to the web Service."""
+    spec: dict[str, Any] = {
+        "rules": [
+            {
+                "host": target.ingress_host,
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/",
+                            "pathType": "Prefix",
+                            "backend": {
+                                "service": {
+                                    "name": f"{target.release}-web",
+                                    "port": {"name": "http"},
+                                }
+                            },
+                        }
+                    ]
+                },
+            }
+        ]
+    }
+    if target.ingress_class:
+        spec["ingressClassName"] = target.ingress_class
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": metadata(target, f"{target.release}-web", "web"),
+        "spec": spec,
+    }
+
+
+def network_policies(target: Target) -> list[dict[str, Any]]:
+    """Default deny for every jobyard pod; only the ingress controller and Prometheus may
+    reach the web pods. Workers and the scheduler accept no connections at all."""
+
+    def namespace(name: str) -> dict[str, Any]:
+        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+    deny = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(target, f"{target.release}-default-deny", "network"),
+        "spec": {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": APP_NAME,
+                    "app.kubernetes.io/instance": target.release,
+                }
+            },
+            "policyTypes": ["Ingress"],
+        },
+    }
+    web_in = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(target, f"{target.release}-web-ingress", "network"),
+        "spec": {
+            "podSelector": {"matchLabels": labels(target, "web")},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        namespace(target.ingress_namespace),
+                        namespace(target.monitoring_namespace),
+                    ],
+                    "ports": [{"protocol": "TCP", "port": WEB_PORT}],
+                }
+            ],
+        },
+    }
+    return [deny, web_in]
+
+
 def service_account(target: Target) -> dict[str, Any]:
     """The pods' identity; no API token is mounted (workers need no Kubernetes API)."""
     return {
@@ -384,14 +491,17 @@ def render(
     config_hash = hashlib.sha256(config["data"]["jobyard.toml"].encode()).hexdigest()[:16]
     files: dict[str, list[dict[str, Any]]] = {
         "config.yaml": [config, service_account(target)],
-        "web.yaml": web(settings, target, config_hash),
+        "web.yaml": web(settings, target, config_hash)
+        + ([ingress(target)] if target.ingress_host else []),
+        "network-policies.yaml": network_policies(target),
         "scheduler.yaml": [scheduler(target, config_hash)],
         "disruption-budgets.yaml": disruption_budgets(settings, target),
     }
     for name, pool in settings.pools.items():
         timeout = longest_timeouts.get(name, 3600.0)
+        scaler = hpa(name, pool, target) if target.autoscaler == "hpa" else None
         files[f"worker-{name}.yaml"] = [
             worker(name, pool, timeout, target, config_hash),
-            scaled_object(name, pool, target),
+            scaler or scaled_object(name, pool, target),
         ]
     return files
