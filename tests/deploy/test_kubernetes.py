@@ -224,3 +224,48 @@ def test_network_policies_deny_by_default_and_cover_every_component() -> None:
     assert [
         p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in allowed
     ] == ["web"]
+
+
+def validate_keda(obj: dict[str, Any]) -> None:
+    """Validate against KEDA's own models (generated from its CRD): types must fit, and no
+    field may be unknown (the models drop unknown keys, so a lossy round trip is an error)."""
+    from cloudcoil.models.keda.v1alpha1 import ScaledObject
+
+    model = ScaledObject.model_validate(obj)
+    back = model.model_dump(by_alias=True, exclude_none=True, mode="json")
+    if back != obj:
+        raise ValueError(f"fields KEDA does not know: {_lost(obj, back)}")
+
+
+def _lost(given: Any, kept: Any, path: str = "") -> list[str]:
+    if isinstance(given, dict) and isinstance(kept, dict):
+        lost = [f"{path}.{key}" for key in given if key not in kept]
+        for key in given:
+            if key in kept:
+                lost += _lost(given[key], kept[key], f"{path}.{key}")
+        return lost
+    if isinstance(given, list) and isinstance(kept, list):
+        return [x for a, b in zip(given, kept, strict=False) for x in _lost(a, b, path)]
+    return [] if given == kept else [path]
+
+
+def test_scaled_objects_match_the_keda_crd() -> None:
+    scaled = [o for o in rendered() if o["kind"] == "ScaledObject"]
+    assert len(scaled) == len(SEEDS)
+    for obj in scaled:
+        validate_keda(obj)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda spec: spec.update(pollingIntervall=5), "pollingIntervall"),
+        (lambda spec: spec.update(minReplicaCount="one"), "minReplicaCount"),
+        (lambda spec: spec["triggers"][0].pop("type"), "type"),
+    ],
+)
+def test_the_keda_check_can_fail(mutate: Any, message: str) -> None:
+    obj = next(o for o in rendered() if o["kind"] == "ScaledObject")
+    mutate(obj["spec"])
+    with pytest.raises(ValueError, match=message):
+        validate_keda(obj)
