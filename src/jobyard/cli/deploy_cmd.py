@@ -10,13 +10,44 @@ import yaml
 
 from jobyard.cli.output import console
 from jobyard.cli.state import state_of
-from jobyard.deploy import kubernetes
+from jobyard.config import Settings
+from jobyard.deploy import compose, kubernetes
 from jobyard.loader import load_yard
 from jobyard.runtime import check_configuration
 
 deploy_app = typer.Typer(
     help="Render deployment manifests from jobyard.toml.", no_args_is_help=True
 )
+
+
+def _longest_timeouts(ctx: typer.Context) -> tuple[Settings, dict[str, float]]:
+    settings = state_of(ctx).settings()
+    yard = load_yard(settings.yard)
+    check_configuration(settings, yard)
+    longest: dict[str, float] = {}
+    for job in yard.jobs.values():
+        longest[job.pool] = max(longest.get(job.pool, 0.0), job.timeout_s)
+    return settings, longest
+
+
+@deploy_app.command("compose")
+def render_compose(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")] = Path(
+        "docker-compose.yaml"
+    ),
+    image: Annotated[str, typer.Option(help="Image of web, scheduler and workers.")] = (
+        "jobyard:latest"
+    ),
+) -> None:
+    """Write a docker-compose file: web, scheduler, one service per pool, PostgreSQL, Redis."""
+    settings, longest = _longest_timeouts(ctx)
+    document = compose.render(settings, longest, image=image)
+    out.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    console().print(
+        f"wrote {out}: {len(document['services'])} services; next to it put jobyard.toml, "
+        "then POSTGRES_PASSWORD=… docker compose up (scale a pool with --scale worker-NAME=N)"
+    )
 
 
 @deploy_app.command("kubernetes")
@@ -35,12 +66,7 @@ def render_kubernetes(
     ingress_class: Annotated[str | None, typer.Option(help="ingressClassName.")] = None,
 ) -> None:
     """Write one YAML file per component plus a kustomization.yaml."""
-    settings = state_of(ctx).settings()
-    yard = load_yard(settings.yard)
-    check_configuration(settings, yard)
-    longest: dict[str, float] = {}
-    for job in yard.jobs.values():
-        longest[job.pool] = max(longest.get(job.pool, 0.0), job.timeout_s)
+    settings, longest = _longest_timeouts(ctx)
     if autoscaler not in {"keda", "hpa"}:
         raise typer.BadParameter("--autoscaler: use keda or hpa")
     target = kubernetes.Target(

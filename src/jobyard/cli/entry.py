@@ -12,10 +12,10 @@ import sys
 def main() -> None:
     """Run `jobyard`."""
     argv = sys.argv[1:]
-    if argv[:1] == ["worker"] and "--check" in argv:
+    if argv[:1] in (["worker"], ["scheduler"]) and "--check" in argv:
         from jobyard.execution.liveness import probe_main
 
-        sys.exit(probe_main(argv[1:]))
+        sys.exit(probe_main(argv[1:], scheduler=argv[0] == "scheduler"))
     from jobyard.cli.main import main as full_cli
 
     full_cli()

@@ -75,8 +75,17 @@ def worker(
     run_worker(settings, yard, pool)
 
 
-def scheduler(ctx: typer.Context) -> None:
-    """Re-dispatch unpublished jobs, promote due retries and reap lost or timed-out jobs."""
+def scheduler(
+    ctx: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="Liveness probe: exit 0 if the loop here turns.")
+    ] = False,
+) -> None:
+    """Fire schedules, re-dispatch unpublished jobs, promote retries, reap lost jobs."""
+    if check:
+        from jobyard.execution.liveness import probe_main
+
+        raise typer.Exit(probe_main([], scheduler=True))
     from jobyard.scheduler import loop
 
     runtime: Runtime = state_of(ctx).runtime()

@@ -247,6 +247,12 @@ def scheduler(target: Target, config_hash: str) -> dict[str, Any]:
         "args": ["scheduler"],
         "env": _env(target),
         "resources": _resources(None),
+        "livenessProbe": {
+            "exec": {"command": ["jobyard", "scheduler", "--check"]},
+            "periodSeconds": 30,
+            "timeoutSeconds": 10,
+            "failureThreshold": 3,
+        },
     }
     return {
         "apiVersion": "apps/v1",

@@ -20,10 +20,10 @@ MAX_AGE_ENV = "JOBYARD_WORKER__LIVENESS_MAX_AGE_S"
 DEFAULT_MAX_AGE_S = 60.0
 
 
-def liveness_file(pool: str, directory: str | Path | None = None) -> Path:
-    """Where the worker of `pool` signals that it is alive."""
+def liveness_file(pool: str | None, directory: str | Path | None = None) -> Path:
+    """Where the worker of `pool` (or, for None, the scheduler) signals that it is alive."""
     base = Path(directory or os.environ.get(DIR_ENV) or tempfile.gettempdir())
-    return base / f"jobyard-worker-{pool}.alive"
+    return base / (f"jobyard-worker-{pool}.alive" if pool else "jobyard-scheduler.alive")
 
 
 def touch(path: Path) -> None:
@@ -43,8 +43,9 @@ def check(path: Path, max_age_s: float, now: float) -> tuple[bool, str]:
     return True, f"alive {age:.1f}s ago"
 
 
-def probe_main(argv: list[str]) -> int:
-    """`jobyard worker --pool P --check [--max-age S]`: exit 0 when alive, 1 when not."""
+def probe_main(argv: list[str], *, scheduler: bool = False) -> int:
+    """`jobyard worker --pool P --check` or `jobyard scheduler --check` (`--max-age S`):
+    exit 0 when alive, 1 when not."""
     parser = argparse.ArgumentParser(prog="jobyard worker --check")
     parser.add_argument("--pool", "-p", default=os.environ.get("JOBYARD_POOL"))
     parser.add_argument("--check", action="store_true")
@@ -54,9 +55,10 @@ def probe_main(argv: list[str]) -> int:
         default=float(os.environ.get(MAX_AGE_ENV, DEFAULT_MAX_AGE_S)),
     )
     options, _unknown = parser.parse_known_args(argv)
-    if not options.pool:
+    if not scheduler and not options.pool:
         print("give the pool: jobyard worker --pool NAME --check")  # noqa: T201
         return 2
-    alive, message = check(liveness_file(options.pool), options.max_age, time.time())
+    path = liveness_file(None if scheduler else options.pool)
+    alive, message = check(path, options.max_age, time.time())
     print(message)  # noqa: T201
     return 0 if alive else 1

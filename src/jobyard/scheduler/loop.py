@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from jobyard import schedules
 from jobyard.dispatch import outbox
+from jobyard.execution import liveness
 from jobyard.runtime import Runtime
 from jobyard.scheduler import reaper
 from jobyard.scheduler.firing import fire_due
@@ -91,7 +92,9 @@ class Scheduler:
             extra={"action": "scheduler_start", "holder": self.leader.holder},
         )
         try:
+            alive = liveness.liveness_file(None, self.runtime.settings.worker.liveness_dir)
             while not stop.is_set():
+                liveness.touch(alive)  # the loop turns, even while the database is down
                 try:
                     self.step()
                 except Exception:  # database or broker down: keep going, retry next tick
