@@ -91,8 +91,8 @@ class Scheduler:
             "scheduler started",
             extra={"action": "scheduler_start", "holder": self.leader.holder},
         )
+        alive = liveness.liveness_file(None, self.runtime.settings.worker.liveness_dir)
         try:
-            alive = liveness.liveness_file(None, self.runtime.settings.worker.liveness_dir)
             while not stop.is_set():
                 liveness.touch(alive)  # the loop turns, even while the database is down
                 try:
@@ -101,6 +101,7 @@ class Scheduler:
                     log.warning("scheduler tick failed", exc_info=True, extra={"action": "tick"})
                 stop.wait(self.runtime.settings.scheduler.poll_interval_s)
         finally:
+            alive.unlink(missing_ok=True)  # stopped on purpose: nothing left to probe
             try:
                 self.leader.release()
             except Exception:
