@@ -267,3 +267,57 @@ def test_the_keda_check_can_fail(mutate: Any, message: str) -> None:
     mutate(obj["spec"])
     with pytest.raises(ValueError, match=message):
         validate_keda(obj)
+
+
+@pytest.mark.parametrize(
+    ("pools", "target", "message"),
+    [
+        (
+            {"media": {"requirements": "media.txt"}},
+            {},
+            r"pools\.media\.image: the pool has its own",
+        ),
+        ({"general": {}}, {"namespace": "Jobs_Prod"}, "--namespace 'Jobs_Prod'"),
+        ({"general": {}}, {"release": "x" * 21}, "--release"),
+        ({"general": {}}, {"image": "two words"}, "--image 'two words'"),
+        (
+            {"general": {"node_selector": {"role": "v" * 64}}},
+            {},
+            r"pools\.general\.node_selector\.role",
+        ),
+        (
+            {"a" + "b" * 39: {}},
+            {"release": "r" * 20},
+            "is over 63 characters",
+        ),
+    ],
+)
+def test_bad_deploy_input_is_refused_before_writing(
+    pools: dict[str, Any], target: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    from jobyard.errors import ConfigError
+
+    settings = load_settings(None, environ={}, yard="tests.yards.basic:yard", pools=pools)
+    with pytest.raises(ConfigError, match=message):
+        kubernetes.render(settings, Target(**target), {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_refuses_without_a_traceback_and_writes_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "jobyard.toml"
+    config.write_text(
+        'yard = "tests.yards.basic:yard"\n[pools.general]\n[pools.media]\n'
+        '[pools.bulk]\nrequirements = "bulk.txt"\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
+    env["PYTHONPATH"] = str(ROOT)
+    out = tmp_path / "k8s"
+    done = subprocess.run(
+        [sys.executable, "-m", "jobyard", "--config", str(config), "deploy", "kubernetes",
+         "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "pools.bulk.image" in done.stderr and "Traceback" not in done.stderr
+    assert not out.exists()

@@ -9,12 +9,14 @@ name, never rendered with values.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import tomli_w
 
 from jobyard.config import PoolConfig, Settings
+from jobyard.errors import ConfigError
 
 APP_NAME = "jobyard"
 UID = 10001
@@ -23,6 +25,9 @@ TMP = "/tmp"
 GRACE_EXTRA_S = 30
 GRACE_CAP_S = 3600
 WEB_PORT = 8000
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+MAX_RELEASE = 20
 
 
 @dataclass(frozen=True)
@@ -489,10 +494,47 @@ def service_account(target: Target) -> dict[str, Any]:
     }
 
 
+def check_target(settings: Settings, target: Target) -> None:
+    """Refuse what would render invalid objects, before anything is written.
+
+    Raises:
+        ConfigError: naming the option or the `pools.NAME.field` at fault.
+    """
+    problems = []
+    if not DNS_LABEL.match(target.namespace) or len(target.namespace) > 63:
+        problems.append(f"--namespace '{target.namespace}' is not a DNS-1123 label")
+    if not DNS_LABEL.match(target.release) or len(target.release) > MAX_RELEASE:
+        problems.append(
+            f"--release '{target.release}' must be a DNS-1123 label of at most {MAX_RELEASE} "
+            "characters (object names add '-worker-<pool>')"
+        )
+    if not target.image.strip() or any(c.isspace() for c in target.image):
+        problems.append(f"--image '{target.image}' is not an image reference")
+    for name, pool in settings.pools.items():
+        if pool.requirements and not pool.image:
+            problems.append(
+                f"pools.{name}.image: the pool has its own requirements "
+                f"({pool.requirements}), so it needs its own image"
+            )
+        full = f"{target.release}-worker-{name}"
+        if len(full) > 63:
+            problems.append(f"pools.{name}: the object name '{full}' is over 63 characters")
+        for key, value in pool.node_selector.items():
+            if len(value) > 63 or (value and not LABEL_VALUE.match(value)):
+                problems.append(f"pools.{name}.node_selector.{key}: '{value}' is not a label value")
+    if problems:
+        raise ConfigError("cannot render Kubernetes manifests:\n  " + "\n  ".join(problems))
+
+
 def render(
     settings: Settings, target: Target, longest_timeouts: dict[str, float]
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every object, grouped by the file it goes to."""
+    """Every object, grouped by the file it goes to.
+
+    Raises:
+        ConfigError: see `check_target`.
+    """
+    check_target(settings, target)
     config = config_map(settings, target)
     config_hash = hashlib.sha256(config["data"]["jobyard.toml"].encode()).hexdigest()[:16]
     files: dict[str, list[dict[str, Any]]] = {
