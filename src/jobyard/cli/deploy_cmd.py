@@ -11,7 +11,7 @@ import yaml
 from jobyard.cli.output import console
 from jobyard.cli.state import state_of
 from jobyard.config import Settings
-from jobyard.deploy import compose, kubernetes
+from jobyard.deploy import compose, dockerfiles, kubernetes
 from jobyard.loader import load_yard
 from jobyard.runtime import check_configuration
 
@@ -28,6 +28,20 @@ def _longest_timeouts(ctx: typer.Context) -> tuple[Settings, dict[str, float]]:
     for job in yard.jobs.values():
         longest[job.pool] = max(longest.get(job.pool, 0.0), job.timeout_s)
     return settings, longest
+
+
+@deploy_app.command("dockerfiles")
+def render_dockerfiles(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write.")] = Path("."),
+) -> None:
+    """Write a Dockerfile for the base image and one per pool dependency set."""
+    settings, _longest = _longest_timeouts(ctx)
+    out.mkdir(parents=True, exist_ok=True)
+    for dockerfile in dockerfiles.render(settings):
+        (out / dockerfile.filename).write_text(dockerfile.text, encoding="utf-8")
+        pools = ", ".join(dockerfile.pools) or "web and scheduler"
+        console().print(f"wrote {out / dockerfile.filename} (for {pools})")
 
 
 @deploy_app.command("compose")
