@@ -132,7 +132,6 @@ def _security_context() -> dict[str, Any]:
 def _pod_spec(
     target: Target,
     container: dict[str, Any],
-    config_hash: str,
     *,
     grace_s: int = 30,
     extra: dict[str, Any] | None = None,
@@ -145,7 +144,6 @@ def _pod_spec(
             {"name": "tmp", "mountPath": TMP},
         ],
     }
-    del config_hash
     return {
         "automountServiceAccountToken": False,
         "serviceAccountName": target.release,
@@ -187,7 +185,7 @@ def _resources(pool: PoolConfig | None) -> dict[str, Any]:
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": limits}
 
 
-def web(settings: Settings, target: Target, config_hash: str) -> list[dict[str, Any]]:
+def web(target: Target, config_hash: str) -> list[dict[str, Any]]:
     """The web Deployment (rolling, probes on /healthz and /readyz) and its Service."""
     name = f"{target.release}-web"
     container = {
@@ -209,7 +207,7 @@ def web(settings: Settings, target: Target, config_hash: str) -> list[dict[str, 
             "failureThreshold": 3,
         },
     }
-    pod = _pod_spec(target, container, config_hash)
+    pod = _pod_spec(target, container)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -240,7 +238,6 @@ def web(settings: Settings, target: Target, config_hash: str) -> list[dict[str, 
             "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
         },
     }
-    del settings
     return [deployment, service]
 
 
@@ -267,9 +264,7 @@ def scheduler(target: Target, config_hash: str) -> dict[str, Any]:
             "replicas": 1,
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": labels(target, "scheduler")},
-            "template": _template(
-                target, "scheduler", _pod_spec(target, container, config_hash), config_hash
-            ),
+            "template": _template(target, "scheduler", _pod_spec(target, container), config_hash),
         },
     }
 
@@ -296,7 +291,7 @@ def worker(
         tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
     if tolerations:
         extra["tolerations"] = tolerations
-    pod = _pod_spec(target, container, config_hash, grace_s=grace, extra=extra)
+    pod = _pod_spec(target, container, grace_s=grace, extra=extra)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -539,8 +534,7 @@ def render(
     config_hash = hashlib.sha256(config["data"]["jobyard.toml"].encode()).hexdigest()[:16]
     files: dict[str, list[dict[str, Any]]] = {
         "config.yaml": [config, service_account(target)],
-        "web.yaml": web(settings, target, config_hash)
-        + ([ingress(target)] if target.ingress_host else []),
+        "web.yaml": web(target, config_hash) + ([ingress(target)] if target.ingress_host else []),
         "network-policies.yaml": network_policies(target),
         "scheduler.yaml": [scheduler(target, config_hash)],
         "disruption-budgets.yaml": disruption_budgets(settings, target),

@@ -283,13 +283,12 @@ def render_schedules(
 def audit_page(
     request: Request,
     runtime: RuntimeDep,
-    caller: Annotated[Principal, Depends(require(Role.ADMIN))],
+    _caller: Annotated[Principal, Depends(require(Role.ADMIN))],
     actor: str | None = None,
     action: str | None = None,
     cursor: int | None = None,
 ) -> HTMLResponse:
     """Who submitted, cancelled, retried or changed what (admins only)."""
-    del caller
     with runtime.db.read() as conn:
         entries = audit.page(
             conn, actor=actor or None, action=action or None, before=cursor, limit=PAGE_SIZE + 1
