@@ -282,6 +282,11 @@ def _inspect_signature(
                 "parameter (no *args, **kwargs or positional-only)"
             )
         annotation = hints.get(param.name, Any)
+        if param.name == "ctx" or annotation is JobContext:
+            raise ConfigError(
+                f"job '{func.__qualname__}': the JobContext parameter '{param.name}' must be "
+                "the first parameter"
+            )
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (annotation, default)
     model = create_model(f"{func.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)

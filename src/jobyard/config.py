@@ -6,6 +6,7 @@ start with its dotted path (`pools.media.concurrency: must be ≥ 1`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -106,10 +107,28 @@ class PoolConfig(_Section):
     tolerations: list[Toleration] = Field(default_factory=list)
     requirements: str | None = Field(None, description="requirements.txt of this pool's image.")
     image: str | None = Field(None, description="Container image for this pool.")
+    egress: list[str] = Field(
+        default_factory=list,
+        description="Kubernetes only: address ranges (CIDR) this pool's jobs may reach beyond "
+        "the database, the broker and DNS, e.g. `0.0.0.0/0` for a pool that downloads and "
+        "uploads. Everything else is denied by the rendered NetworkPolicies.",
+    )
     mode: Literal["workers", "pod-per-job"] = Field(
         "workers", description="`workers`: long-lived Celery workers. `pod-per-job`: reserved."
     )
     autoscale: Autoscale = Field(default_factory=lambda: Autoscale())
+
+    @field_validator("egress")
+    @classmethod
+    def _cidrs(cls, ranges: list[str]) -> list[str]:
+        for value in ranges:
+            try:
+                ipaddress.ip_network(value)
+            except ValueError:
+                raise ValueError(
+                    f"'{value}' is not an address range such as 10.0.0.0/8 or 0.0.0.0/0"
+                ) from None
+        return ranges
 
 
 class WebSettings(_Section):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from jobyard.deploy import compose
-from tests.deploy.test_kubernetes import seeds_settings
+from tests.deploy.manifests import seeds_settings
 
 
 def rendered() -> dict[str, Any]:

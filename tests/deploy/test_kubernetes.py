@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,53 +13,20 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from jobyard.config import Settings, load_settings
+from jobyard.config import load_settings
 from jobyard.deploy import kubernetes
 from jobyard.deploy.kubernetes import Target
+from tests.deploy.manifests import (
+    ALTERNATIVES,
+    DNS_LABEL,
+    SEEDS,
+    VERSIONS,
+    core,
+    rendered,
+    validate_crd,
+    workloads,
+)
 from tests.factories import ROOT
-
-VERSIONS = ["1.29.0", kubernetes_validate.latest_version()]
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-SEEDS = {
-    "general": {
-        "concurrency": 8,
-        "celery_pool": "threads",
-        "node_selector": {"node-role": "low-cpu"},
-    },
-    "media": {
-        "concurrency": 2,
-        "resources": {"cpu": "4", "memory": "8Gi"},
-        "node_selector": {"node-role": "high-cpu"},
-        "tolerations": [{"key": "dedicated", "value": "media", "effect": "NoSchedule"}],
-        "autoscale": {"min_replicas": 0, "max_replicas": 10},
-    },
-    "vision": {
-        "concurrency": 1,
-        "resources": {"cpu": "2", "memory": "16Gi", "gpu": 1},
-        "image": "registry.example.com/vision:1.0",
-        "autoscale": {"min_replicas": 0, "max_replicas": 4},
-    },
-}
-
-
-def seeds_settings() -> Settings:
-    return load_settings(None, environ={}, yard="tests.yards.basic:yard", pools=SEEDS)
-
-
-def rendered(**target: Any) -> list[dict[str, Any]]:
-    chosen = Target(image="registry.example.com/app:1.0", **target)
-    files = kubernetes.render(seeds_settings(), chosen, {"media": 900.0})
-    return [obj for objects in files.values() for obj in objects]
-
-
-ALTERNATIVES = [
-    {},
-    {"autoscaler": "hpa", "ingress_host": "jobs.example.com", "ingress_class": "nginx"},
-]
-
-
-def core(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [o for o in objects if not o["apiVersion"].startswith("keda.sh/")]
 
 
 @pytest.mark.parametrize("target", ALTERNATIVES)
@@ -77,18 +44,16 @@ def test_strict_validation_can_fail() -> None:
         kubernetes_validate.validate(broken, VERSIONS[-1], strict=True)
 
 
-def _workloads(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [o for o in objects if o["kind"] == "Deployment"]
-
-
 def test_names_labels_and_selectors() -> None:
     objects = rendered()
     for obj in objects:
         assert DNS_LABEL.match(obj["metadata"]["name"]) and len(obj["metadata"]["name"]) <= 63
         for value in obj["metadata"]["labels"].values():
             assert len(value) <= 63
-    deployments = _workloads(objects)
+    deployments = workloads(objects)
     for deployment in deployments:
+        if deployment["kind"] == "Job":
+            continue  # a Job's selector is generated
         selector = deployment["spec"]["selector"]["matchLabels"]
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert selector.items() <= pod_labels.items()
@@ -103,16 +68,36 @@ def test_names_labels_and_selectors() -> None:
 
 
 def test_containers_have_requests_limits_probes_and_restricted_security() -> None:
-    for deployment in _workloads(rendered()):
-        pod = deployment["spec"]["template"]["spec"]
+    for workload in workloads(rendered(postgres=True, redis=True)):
+        pod = workload["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["automountServiceAccountToken"] is False
-        for container in pod["containers"]:
+        for container in pod["containers"] + pod.get("initContainers", []):
             assert container["resources"]["requests"] and container["resources"]["limits"]
             context = container["securityContext"]
             assert context["readOnlyRootFilesystem"] and not context["allowPrivilegeEscalation"]
             assert context["capabilities"]["drop"] == ["ALL"]
-            assert "livenessProbe" in container
+        if workload["kind"] != "Job":
+            assert "livenessProbe" in pod["containers"][0], workload["metadata"]["name"]
+
+
+def test_the_schema_is_upgraded_once_per_image_and_pods_wait_for_it() -> None:
+    objects = rendered()
+    jobs = [o for o in objects if o["kind"] == "Job"]
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["db", "upgrade"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert job["spec"]["ttlSecondsAfterFinished"] and job["spec"]["activeDeadlineSeconds"]
+    other = next(o for o in rendered(version="0.2.0") if o["kind"] == "Job")
+    assert other["metadata"]["name"] != job["metadata"]["name"]  # immutable pods: a new Job
+    for workload in workloads(objects):
+        if workload["kind"] == "Deployment":
+            init = workload["spec"]["template"]["spec"]["initContainers"]
+            assert [c["args"][:2] for c in init] == [["db", "wait"]]
+            assert (
+                init[0]["image"] == workload["spec"]["template"]["spec"]["containers"][0]["image"]
+            )
 
 
 def test_workers_scaled_by_keda_on_queued_and_running_jobs() -> None:
@@ -120,7 +105,7 @@ def test_workers_scaled_by_keda_on_queued_and_running_jobs() -> None:
     scaled = {
         o["spec"]["scaleTargetRef"]["name"]: o for o in objects if o["kind"] == "ScaledObject"
     }
-    workers = [d for d in _workloads(objects) if "-worker-" in d["metadata"]["name"]]
+    workers = [d for d in workloads(objects) if "-worker-" in d["metadata"]["name"]]
     assert {w["metadata"]["name"] for w in workers} == set(scaled)
     for deployment in workers:
         assert "replicas" not in deployment["spec"]  # KEDA owns it
@@ -133,14 +118,14 @@ def test_workers_scaled_by_keda_on_queued_and_running_jobs() -> None:
 
 def test_scheduler_is_one_recreated_replica() -> None:
     scheduler = next(
-        d for d in _workloads(rendered()) if d["metadata"]["name"] == "jobyard-scheduler"
+        d for d in workloads(rendered()) if d["metadata"]["name"] == "jobyard-scheduler"
     )
     assert scheduler["spec"]["replicas"] == 1
     assert scheduler["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_pool_placement_gpu_image_and_grace() -> None:
-    by_name = {d["metadata"]["name"]: d for d in _workloads(rendered())}
+    by_name = {d["metadata"]["name"]: d for d in workloads(rendered())}
     media = by_name["jobyard-worker-media"]["spec"]["template"]["spec"]
     assert media["nodeSelector"] == {"node-role": "high-cpu"}
     assert media["terminationGracePeriodSeconds"] == 900 + 30
@@ -175,7 +160,11 @@ def test_secrets_are_referenced_never_rendered() -> None:
 def test_deploy_kubernetes_command_writes_files(tmp_path: Path) -> None:
     config = tmp_path / "jobyard.toml"
     config.write_text(
-        'yard = "tests.yards.basic:yard"\n[pools.general]\n[pools.media]\n[pools.bulk]\n',
+        'yard = "tests.yards.basic:yard"\n'
+        + "".join(
+            f'[pools.{name}]\nresources = {{ cpu = "1", memory = "1Gi" }}\n'
+            for name in ("general", "media", "bulk")
+        ),
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
@@ -192,9 +181,14 @@ def test_deploy_kubernetes_command_writes_files(tmp_path: Path) -> None:
     kustomization = yaml.safe_load((out / "kustomization.yaml").read_text())
     assert kustomization["labels"][0]["includeSelectors"] is False
     for name in names:
-        for obj in yaml.safe_load_all((out / name).read_text()):
-            if name != "kustomization.yaml":
+        if name.endswith(".yaml") and name != "kustomization.yaml":
+            for obj in yaml.safe_load_all((out / name).read_text()):
                 assert obj["metadata"]["namespace"] == "jobs"
+    assert set(kustomization["resources"]) == set(names) - {
+        "kustomization.yaml",
+        "grafana-dashboard.json",
+    }
+    assert json.loads((out / "grafana-dashboard.json").read_text())["panels"]
 
 
 def test_hpa_alternative_and_ingress() -> None:
@@ -203,7 +197,7 @@ def test_hpa_alternative_and_ingress() -> None:
     autoscalers = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
     assert len(autoscalers) == len(SEEDS)
     workers = {
-        d["metadata"]["name"] for d in _workloads(objects) if "-worker-" in d["metadata"]["name"]
+        d["metadata"]["name"] for d in workloads(objects) if "-worker-" in d["metadata"]["name"]
     }
     assert {h["spec"]["scaleTargetRef"]["name"] for h in autoscalers} == workers
     route = next(o for o in objects if o["kind"] == "Ingress")
@@ -215,7 +209,7 @@ def test_network_policies_deny_by_default_and_cover_every_component() -> None:
     objects = rendered()
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     deny = next(p for p in policies if "ingress" not in p["spec"])
-    for deployment in _workloads(objects):
+    for deployment in workloads(objects):
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert deny["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     allowed = [p for p in policies if "ingress" in p["spec"]]
@@ -224,34 +218,13 @@ def test_network_policies_deny_by_default_and_cover_every_component() -> None:
     ] == ["web"]
 
 
-def validate_keda(obj: dict[str, Any]) -> None:
-    """Validate against KEDA's own models (generated from its CRD): types must fit, and no
-    field may be unknown (the models drop unknown keys, so a lossy round trip is an error)."""
+def test_scaled_objects_match_the_keda_crd() -> None:
     from cloudcoil.models.keda.v1alpha1 import ScaledObject
 
-    model = ScaledObject.model_validate(obj)
-    back = model.model_dump(by_alias=True, exclude_none=True, mode="json")
-    if back != obj:
-        raise ValueError(f"fields KEDA does not know: {_lost(obj, back)}")
-
-
-def _lost(given: Any, kept: Any, path: str = "") -> list[str]:
-    if isinstance(given, dict) and isinstance(kept, dict):
-        lost = [f"{path}.{key}" for key in given if key not in kept]
-        for key in given:
-            if key in kept:
-                lost += _lost(given[key], kept[key], f"{path}.{key}")
-        return lost
-    if isinstance(given, list) and isinstance(kept, list):
-        return [x for a, b in zip(given, kept, strict=False) for x in _lost(a, b, path)]
-    return [] if given == kept else [path]
-
-
-def test_scaled_objects_match_the_keda_crd() -> None:
     scaled = [o for o in rendered() if o["kind"] == "ScaledObject"]
     assert len(scaled) == len(SEEDS)
     for obj in scaled:
-        validate_keda(obj)
+        validate_crd(ScaledObject, obj)
 
 
 @pytest.mark.parametrize(
@@ -263,10 +236,12 @@ def test_scaled_objects_match_the_keda_crd() -> None:
     ],
 )
 def test_the_keda_check_can_fail(mutate: Any, message: str) -> None:
+    from cloudcoil.models.keda.v1alpha1 import ScaledObject
+
     obj = next(o for o in rendered() if o["kind"] == "ScaledObject")
     mutate(obj["spec"])
     with pytest.raises(ValueError, match=message):
-        validate_keda(obj)
+        validate_crd(ScaledObject, obj)
 
 
 @pytest.mark.parametrize(
@@ -290,6 +265,24 @@ def test_the_keda_check_can_fail(mutate: Any, message: str) -> None:
             {"release": "r" * 20},
             "is over 63 characters",
         ),
+        ({"general": {}}, {}, r"pools\.general\.resources\.cpu is missing"),
+        (
+            {"general": {"resources": {"cpu": "1"}}},
+            {},
+            r"pools\.general\.resources\.memory is missing",
+        ),
+        (
+            {"vision": {"image": "Registry/UPPER case:1"}},
+            {},
+            r"pools\.vision\.image: 'Registry/UPPER case:1' is not an image reference",
+        ),
+        (
+            {"general": {"node_selector": {"bad key!": "x"}}},
+            {},
+            r"pools\.general\.node_selector: 'bad key!' is not a label key",
+        ),
+        ({"general": {}}, {"postgres_storage": "lots"}, "--postgres-storage 'lots'"),
+        ({"general": {}}, {"monitoring": "datadog"}, "--monitoring 'datadog'"),
     ],
 )
 def test_bad_deploy_input_is_refused_before_writing(
@@ -301,6 +294,18 @@ def test_bad_deploy_input_is_refused_before_writing(
     with pytest.raises(ConfigError, match=message):
         kubernetes.render(settings, Target(**target), {})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_malformed_egress_range_is_refused_naming_it() -> None:
+    from jobyard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"pools\.general\.egress.*'10\.0\.0\.0/33'"):
+        load_settings(
+            None,
+            environ={},
+            yard="tests.yards.basic:yard",
+            pools={"general": {"egress": ["10.0.0.0/33"]}},
+        )
 
 
 def test_the_cli_refuses_without_a_traceback_and_writes_nothing(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,32 @@ def _check(db: Database) -> None:
         migrate.upgrade(db)  # idempotent
     finally:
         db.close()
+
+
+@pytest.mark.timeout(120)  # without the advisory lock the upgrades deadlock
+def test_concurrent_upgrades_and_waiting_for_one() -> None:
+    """Pods upgrading at once all succeed (advisory lock); `db wait` returns once it is done
+    and, with no upgrade coming, gives up naming the reason."""
+    name = "jobyard_migration_race"
+    with services.pg_admin() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = services.sqlalchemy_pg(name)
+    waiter = Database(url)
+    try:
+        with pytest.raises(ConfigError, match="no jobyard tables"):
+            migrate.wait_current(waiter, timeout_s=0.3, poll_s=0.1)
+        reasons: list[str] = []
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            waiting = pool.submit(
+                migrate.wait_current, waiter, 60.0, poll_s=0.1, on_wait=reasons.append
+            )
+            time.sleep(0.3)
+            revisions = list(pool.map(lambda _i: migrate.upgrade_url(url), range(4)))
+            waiting.result(timeout=60)
+        assert set(revisions) == {migrate.head_revision(waiter)}
+        assert reasons and "no jobyard tables" in reasons[0]
+    finally:
+        waiter.close()
+        with services.pg_admin() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

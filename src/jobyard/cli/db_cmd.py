@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from jobyard.cli.output import console
@@ -30,3 +32,20 @@ def current(ctx: typer.Context) -> None:
         )
     finally:
         db.close()
+
+
+@db_app.command("wait")
+def wait(
+    ctx: typer.Context,
+    timeout: Annotated[float, typer.Option(min=0, help="Give up after this many seconds.")] = 300,
+) -> None:
+    """Wait until the database has the newest schema (a Kubernetes init container runs this
+    while the migration Job upgrades it)."""
+    db = Database(state_of(ctx).settings().database)
+    try:
+        migrate.wait_current(
+            db, timeout, on_wait=lambda reason: console().print(f"waiting: {reason}")
+        )
+    finally:
+        db.close()
+    console().print(f"database at revision {migrate.head_revision(db)}")

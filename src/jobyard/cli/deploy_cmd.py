@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
 from jobyard.cli.output import console
 from jobyard.cli.state import state_of
 from jobyard.config import Settings
-from jobyard.deploy import compose, dockerfiles, kubernetes
+from jobyard.deploy import compose, dockerfiles, kubernetes, observability, yaml_out
+from jobyard.deploy.k8s_meta import AMQP_PORT, REDIS_PORT, Target
 from jobyard.loader import load_yard
 from jobyard.runtime import check_configuration
 
@@ -57,7 +58,7 @@ def render_compose(
     """Write a docker-compose file: web, scheduler, one service per pool, PostgreSQL, Redis."""
     settings, longest = _longest_timeouts(ctx)
     document = compose.render(settings, longest, image=image)
-    out.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    out.write_text(yaml_out.dump(document), encoding="utf-8")
     console().print(
         f"wrote {out}: {len(document['services'])} services; next to it put jobyard.toml, "
         "then POSTGRES_PASSWORD=… docker compose up (scale a pool with --scale worker-NAME=N)"
@@ -73,28 +74,53 @@ def render_kubernetes(
         "jobyard:latest"
     ),
     release: Annotated[str, typer.Option(help="Name prefix of every object.")] = "jobyard",
+    secret: Annotated[
+        str, typer.Option(help="Secret with database-url, broker-url (and datastore passwords).")
+    ] = "jobyard",
+    web_replicas: Annotated[int, typer.Option(min=1, help="Web replicas.")] = 2,
     autoscaler: Annotated[
         str, typer.Option(help="keda (queued + running jobs) or hpa (CPU).")
     ] = "keda",
     ingress_host: Annotated[str | None, typer.Option(help="Host of the web Ingress.")] = None,
     ingress_class: Annotated[str | None, typer.Option(help="ingressClassName.")] = None,
+    postgres: Annotated[
+        bool, typer.Option("--postgres", help="Run PostgreSQL in the cluster (StatefulSet + PVC).")
+    ] = False,
+    redis: Annotated[
+        bool, typer.Option("--redis", help="Run Redis, the broker, in the cluster.")
+    ] = False,
+    storage_class: Annotated[
+        str | None, typer.Option(help="storageClassName of the datastores' volumes.")
+    ] = None,
+    monitoring: Annotated[
+        str,
+        typer.Option(
+            help="annotations (prometheus.io/* on the web Service) or operator "
+            "(ServiceMonitor + PrometheusRule)."
+        ),
+    ] = "annotations",
 ) -> None:
-    """Write one YAML file per component plus a kustomization.yaml."""
+    """Write one YAML file per component, a kustomization.yaml and a Grafana dashboard."""
     settings, longest = _longest_timeouts(ctx)
-    if autoscaler not in {"keda", "hpa"}:
-        raise typer.BadParameter("--autoscaler: use keda or hpa")
-    target = kubernetes.Target(
+    target = Target(
         namespace=namespace,
         image=image,
         release=release,
+        secret=secret,
+        web_replicas=web_replicas,
         autoscaler=autoscaler,
         ingress_host=ingress_host,
         ingress_class=ingress_class,
+        postgres=postgres,
+        redis=redis,
+        storage_class=storage_class,
+        broker_port=AMQP_PORT if settings.broker.startswith("amqp") and not redis else REDIS_PORT,
+        monitoring=monitoring,
     )
     files = kubernetes.render(settings, target, longest)
     out.mkdir(parents=True, exist_ok=True)
     for name, objects in files.items():
-        (out / name).write_text(yaml.safe_dump_all(objects, sort_keys=False), encoding="utf-8")
+        (out / name).write_text(yaml_out.dump_all(objects), encoding="utf-8")
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -102,6 +128,14 @@ def render_kubernetes(
         "resources": sorted(files),
         "labels": [{"pairs": {"app.kubernetes.io/part-of": "jobyard"}, "includeSelectors": False}],
     }
-    (out / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    (out / "kustomization.yaml").write_text(yaml_out.dump(kustomization))
+    dashboard = json.dumps(observability.grafana_dashboard(), indent=2)
+    (out / "grafana-dashboard.json").write_text(dashboard + "\n", encoding="utf-8")
     count = sum(len(objects) for objects in files.values())
     console().print(f"wrote {count} objects in {len(files) + 1} files to {out}")
+    keys = (
+        "database-url, broker-url"
+        + (", postgres-password" if postgres else "")
+        + (", redis-password" if redis else "")
+    )
+    console().print(f"before applying, create Secret '{secret}' in '{namespace}' with {keys}")

@@ -1,81 +1,56 @@
 """Kubernetes manifests from jobyard.toml: pure builders, settings in, plain dicts out.
 
 Nothing here talks to a cluster, so every object can be validated offline (see
-tests/deploy). Names follow `<release>-<component>[-<pool>]`; every object carries the
-`app.kubernetes.io/*` labels and workers also `jobyard.io/pool`. Secrets are referenced by
-name, never rendered with values.
+tests/deploy). This module builds the jobyard workloads and puts every file together;
+datastores, network policies, RBAC and monitoring have modules of their own. Secrets are
+referenced by name, never rendered with values.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import tomli_w
 
 from jobyard.config import PoolConfig, Settings
+from jobyard.deploy.k8s_access import access_objects, launcher_name
+from jobyard.deploy.k8s_datastores import datastores
+from jobyard.deploy.k8s_meta import (
+    DNS_LABEL,
+    LABEL_VALUE,
+    QUANTITY,
+    Target,
+    all_labels,
+    container_security,
+    labels,
+    metadata,
+    pod_security,
+)
+from jobyard.deploy.k8s_network import network_policies
+from jobyard.deploy.observability import monitoring_objects
 from jobyard.errors import ConfigError
 
-APP_NAME = "jobyard"
+__all__ = ["Target", "render"]
+
 UID = 10001
 CONFIG_PATH = "/etc/jobyard/jobyard.toml"
 TMP = "/tmp"
 GRACE_EXTRA_S = 30
 GRACE_CAP_S = 3600
 WEB_PORT = 8000
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+WEB_DRAIN_S = 5
+SCHEMA_WAIT_S = 600
+# Pools whose jobs may run longer than this ask the cluster autoscaler not to evict them.
+LONG_JOB_S = 600
 MAX_RELEASE = 20
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where and how to deploy: the choices that are not part of jobyard.toml."""
-
-    namespace: str = "jobyard"
-    image: str = "jobyard:latest"
-    release: str = "jobyard"
-    secret: str = "jobyard"
-    web_replicas: int = 2
-    version: str = "0.1.0"
-    autoscaler: str = "keda"  # keda | hpa
-    ingress_host: str | None = None
-    ingress_class: str | None = None
-    ingress_namespace: str = "ingress-nginx"
-    monitoring_namespace: str = "monitoring"
-
-
-def labels(target: Target, component: str, pool: str | None = None) -> dict[str, str]:
-    """The selector labels of a component (stable: never the version)."""
-    found = {
-        "app.kubernetes.io/name": APP_NAME,
-        "app.kubernetes.io/instance": target.release,
-        "app.kubernetes.io/component": component,
-    }
-    if pool is not None:
-        found["jobyard.io/pool"] = pool
-    return found
-
-
-def all_labels(target: Target, component: str, pool: str | None = None) -> dict[str, str]:
-    """Selector labels plus the descriptive ones."""
-    return {
-        **labels(target, component, pool),
-        "app.kubernetes.io/part-of": APP_NAME,
-        "app.kubernetes.io/managed-by": APP_NAME,
-        "app.kubernetes.io/version": target.version,
-    }
-
-
-def metadata(target: Target, name: str, component: str, pool: str | None = None) -> dict[str, Any]:
-    """Object metadata in the target namespace."""
-    return {
-        "name": name,
-        "namespace": target.namespace,
-        "labels": all_labels(target, component, pool),
-    }
+# The registry/repository[:tag][@digest] grammar of container image references.
+_NAME_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_NAME_PART}(?:/{_NAME_PART})*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
 
 
 def config_toml(settings: Settings) -> str:
@@ -119,14 +94,31 @@ def _env(target: Target, pool: str | None = None) -> list[dict[str, Any]]:
     return env
 
 
-def _security_context() -> dict[str, Any]:
+def _restricted(container: dict[str, Any]) -> dict[str, Any]:
     return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
+        **container,
+        "securityContext": container_security(),
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/etc/jobyard", "readOnly": True},
+            {"name": "tmp", "mountPath": TMP},
+        ],
     }
+
+
+def _wait_for_schema(image: str, env: list[dict[str, Any]]) -> dict[str, Any]:
+    """Holds a pod until the migration Job has brought the schema to this version's."""
+    return _restricted(
+        {
+            "name": "wait-for-schema",
+            "image": image,
+            "args": ["db", "wait", "--timeout", str(SCHEMA_WAIT_S)],
+            "env": env,
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "128Mi"},
+                "limits": {"cpu": "500m", "memory": "256Mi"},
+            },
+        }
+    )
 
 
 def _pod_spec(
@@ -135,27 +127,21 @@ def _pod_spec(
     *,
     grace_s: int = 30,
     extra: dict[str, Any] | None = None,
+    launcher: bool = False,
+    wait_for_schema: bool = True,
 ) -> dict[str, Any]:
-    container = {
-        **container,
-        "securityContext": _security_context(),
-        "volumeMounts": [
-            {"name": "config", "mountPath": "/etc/jobyard", "readOnly": True},
-            {"name": "tmp", "mountPath": TMP},
-        ],
-    }
-    return {
-        "automountServiceAccountToken": False,
-        "serviceAccountName": target.release,
+    """A restricted pod; only a pod-per-job launcher gets an API token (its own identity)."""
+    pod: dict[str, Any] = {
+        "automountServiceAccountToken": launcher,
+        "serviceAccountName": launcher_name(target) if launcher else target.release,
         "terminationGracePeriodSeconds": grace_s,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": UID,
-            "runAsGroup": UID,
-            "fsGroup": UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [container],
+        "securityContext": pod_security(UID, UID),
+    }
+    if wait_for_schema:
+        pod["initContainers"] = [_wait_for_schema(container["image"], container["env"])]
+    return {
+        **pod,
+        "containers": [_restricted(container)],
         "volumes": [
             {"name": "config", "configMap": {"name": f"{target.release}-config"}},
             {"name": "tmp", "emptyDir": {}},
@@ -164,13 +150,43 @@ def _pod_spec(
     }
 
 
+def migration_job(target: Target, config_hash: str) -> dict[str, Any]:
+    """`jobyard db upgrade` once per image: a new image gets a new Job (Job pods are
+    immutable), and concurrent upgrades are serialized by an advisory lock anyway."""
+    digest = hashlib.sha256(f"{target.image}|{target.version}".encode()).hexdigest()[:8]
+    container = {
+        "name": "db-upgrade",
+        "image": target.image,
+        "args": ["db", "upgrade"],
+        "env": _env(target),
+        "resources": _resources(None),
+    }
+    pod = _pod_spec(target, container, wait_for_schema=False, extra={"restartPolicy": "Never"})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(target, f"{target.release}-db-upgrade-{digest}", "db-upgrade"),
+        "spec": {
+            "backoffLimit": 6,
+            "activeDeadlineSeconds": 900,
+            "ttlSecondsAfterFinished": 86400,
+            "template": _template(target, "db-upgrade", pod, config_hash),
+        },
+    }
+
+
 def _template(
-    target: Target, component: str, pod: dict[str, Any], config_hash: str, pool: str | None = None
+    target: Target,
+    component: str,
+    pod: dict[str, Any],
+    config_hash: str,
+    pool: str | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "metadata": {
             "labels": all_labels(target, component, pool),
-            "annotations": {"jobyard.io/config-hash": config_hash},
+            "annotations": {"jobyard.io/config-hash": config_hash, **(annotations or {})},
         },
         "spec": pod,
     }
@@ -206,6 +222,8 @@ def web(target: Target, config_hash: str) -> list[dict[str, Any]]:
             "timeoutSeconds": 5,
             "failureThreshold": 3,
         },
+        # Keep serving while the endpoint removal reaches every proxy.
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(WEB_DRAIN_S)]}}},
     }
     pod = _pod_spec(target, container)
     deployment = {
@@ -291,7 +309,12 @@ def worker(
         tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
     if tolerations:
         extra["tolerations"] = tolerations
-    pod = _pod_spec(target, container, grace_s=grace, extra=extra)
+    pod = _pod_spec(
+        target, container, grace_s=grace, extra=extra, launcher=pool.mode == "pod-per-job"
+    )
+    annotations = {}
+    if longest_timeout_s > LONG_JOB_S:
+        annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] = "false"
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -302,7 +325,7 @@ def worker(
                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
             },
             "selector": {"matchLabels": labels(target, "worker", name)},
-            "template": _template(target, "worker", pod, config_hash, name),
+            "template": _template(target, "worker", pod, config_hash, name, annotations),
         },
     }
 
@@ -322,9 +345,8 @@ def scaled_object(name: str, pool: PoolConfig, target: Target) -> dict[str, Any]
     Counting running jobs too keeps scale-in from targeting a busy fleet, and counting rows
     (not broker messages) sees what prefetch hides.
     """
-    per_replica = max(pool.concurrency, 1)
     query = (
-        f"SELECT ceil(count(*)::decimal / {per_replica}) FROM jobyard_jobs "
+        "SELECT count(*) FROM jobyard_jobs "
         f"WHERE pool = '{name}' AND state IN ('queued', 'running')"
     )
     return {
@@ -343,7 +365,7 @@ def scaled_object(name: str, pool: PoolConfig, target: Target) -> dict[str, Any]
                     "metadata": {
                         "connectionFromEnv": "JOBYARD_DATABASE_URL",
                         "query": query,
-                        "targetQueryValue": "1",
+                        "targetQueryValue": str(pool.autoscale.target_queue_length),
                         "activationTargetQueryValue": "0",
                     },
                 }
@@ -437,64 +459,20 @@ def ingress(target: Target) -> dict[str, Any]:
     }
 
 
-def network_policies(target: Target) -> list[dict[str, Any]]:
-    """Default deny for every jobyard pod; only the ingress controller and Prometheus may
-    reach the web pods. Workers and the scheduler accept no connections at all."""
-
-    def namespace(name: str) -> dict[str, Any]:
-        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
-
-    deny = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": metadata(target, f"{target.release}-default-deny", "network"),
-        "spec": {
-            "podSelector": {
-                "matchLabels": {
-                    "app.kubernetes.io/name": APP_NAME,
-                    "app.kubernetes.io/instance": target.release,
-                }
-            },
-            "policyTypes": ["Ingress"],
-        },
-    }
-    web_in = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": metadata(target, f"{target.release}-web-ingress", "network"),
-        "spec": {
-            "podSelector": {"matchLabels": labels(target, "web")},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [
-                        namespace(target.ingress_namespace),
-                        namespace(target.monitoring_namespace),
-                    ],
-                    "ports": [{"protocol": "TCP", "port": WEB_PORT}],
-                }
-            ],
-        },
-    }
-    return [deny, web_in]
-
-
-def service_account(target: Target) -> dict[str, Any]:
-    """The pods' identity; no API token is mounted (workers need no Kubernetes API)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": metadata(target, target.release, "identity"),
-        "automountServiceAccountToken": False,
-    }
-
-
 def check_target(settings: Settings, target: Target) -> None:
     """Refuse what would render invalid objects, before anything is written.
 
     Raises:
         ConfigError: naming the option or the `pools.NAME.field` at fault.
     """
+    problems = _target_problems(target)
+    for name, pool in settings.pools.items():
+        problems += _pool_problems(name, pool, target)
+    if problems:
+        raise ConfigError("cannot render Kubernetes manifests:\n  " + "\n  ".join(problems))
+
+
+def _target_problems(target: Target) -> list[str]:
     problems = []
     if not DNS_LABEL.match(target.namespace) or len(target.namespace) > 63:
         problems.append(f"--namespace '{target.namespace}' is not a DNS-1123 label")
@@ -503,22 +481,53 @@ def check_target(settings: Settings, target: Target) -> None:
             f"--release '{target.release}' must be a DNS-1123 label of at most {MAX_RELEASE} "
             "characters (object names add '-worker-<pool>')"
         )
-    if not target.image.strip() or any(c.isspace() for c in target.image):
-        problems.append(f"--image '{target.image}' is not an image reference")
-    for name, pool in settings.pools.items():
-        if pool.requirements and not pool.image:
+    if not IMAGE_REFERENCE.match(target.image):
+        problems.append(f"--image '{target.image}' is not an image reference such as repo/app:1.0")
+    if target.autoscaler not in {"keda", "hpa"}:
+        problems.append(f"--autoscaler '{target.autoscaler}': use keda or hpa")
+    if target.monitoring not in {"annotations", "operator"}:
+        problems.append(f"--monitoring '{target.monitoring}': use annotations or operator")
+    for option, size in (
+        ("--postgres-storage", target.postgres_storage),
+        ("--redis-storage", target.redis_storage),
+    ):
+        if not QUANTITY.match(size):
+            problems.append(f"{option} '{size}' is not a quantity such as 10Gi")
+    return problems
+
+
+def _pool_problems(name: str, pool: PoolConfig, target: Target) -> list[str]:
+    problems = []
+    where = f"pools.{name}"
+    if pool.requirements and not pool.image:
+        problems.append(
+            f"{where}.image: the pool has its own requirements "
+            f"({pool.requirements}), so it needs its own image"
+        )
+    if pool.image is not None and not IMAGE_REFERENCE.match(pool.image):
+        problems.append(f"{where}.image: '{pool.image}' is not an image reference")
+    for field in ("cpu", "memory"):
+        if getattr(pool.resources, field) is None:
             problems.append(
-                f"pools.{name}.image: the pool has its own requirements "
-                f"({pool.requirements}), so it needs its own image"
+                f"{where}.resources.{field} is missing: on Kubernetes every pool states what "
+                'one worker needs (for example cpu = "2", memory = "4Gi")'
             )
-        full = f"{target.release}-worker-{name}"
-        if len(full) > 63:
-            problems.append(f"pools.{name}: the object name '{full}' is over 63 characters")
-        for key, value in pool.node_selector.items():
-            if len(value) > 63 or (value and not LABEL_VALUE.match(value)):
-                problems.append(f"pools.{name}.node_selector.{key}: '{value}' is not a label value")
-    if problems:
-        raise ConfigError("cannot render Kubernetes manifests:\n  " + "\n  ".join(problems))
+    full = f"{target.release}-worker-{name}"
+    if len(full) > 63:
+        problems.append(f"{where}: the object name '{full}' is over 63 characters")
+    for key, value in pool.node_selector.items():
+        if not _label_key_ok(key):
+            problems.append(f"{where}.node_selector: '{key}' is not a label key")
+        if len(value) > 63 or (value and not LABEL_VALUE.match(value)):
+            problems.append(f"{where}.node_selector.{key}: '{value}' is not a label value")
+    return problems
+
+
+def _label_key_ok(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not all(DNS_LABEL.match(p) for p in prefix.split("."))):
+        return False
+    return 0 < len(name) <= 63 and LABEL_VALUE.match(name) is not None
 
 
 def render(
@@ -533,12 +542,16 @@ def render(
     config = config_map(settings, target)
     config_hash = hashlib.sha256(config["data"]["jobyard.toml"].encode()).hexdigest()[:16]
     files: dict[str, list[dict[str, Any]]] = {
-        "config.yaml": [config, service_account(target)],
+        "config.yaml": [config, *access_objects(settings, target)],
         "web.yaml": web(target, config_hash) + ([ingress(target)] if target.ingress_host else []),
-        "network-policies.yaml": network_policies(target),
+        "network-policies.yaml": network_policies(settings, target),
         "scheduler.yaml": [scheduler(target, config_hash)],
+        "db-upgrade.yaml": [migration_job(target, config_hash)],
         "disruption-budgets.yaml": disruption_budgets(settings, target),
+        "monitoring.yaml": monitoring_objects(target),
     }
+    if target.postgres or target.redis:
+        files["datastores.yaml"] = datastores(target)
     for name, pool in settings.pools.items():
         timeout = longest_timeouts.get(name, 3600.0)
         scaler = hpa(name, pool, target) if target.autoscaler == "hpa" else None

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
-from jobyard.errors import ConfigError
+from jobyard.errors import ConfigError, ServiceUnavailable
 from jobyard.store.db import Database
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+UPGRADE_LOCK_KEY = 0x6A6F6279  # "joby": one advisory lock id for schema upgrades
 
 
 def alembic_config(db: Database) -> Config:
@@ -27,6 +31,10 @@ def upgrade(db: Database, revision: str = "head") -> None:
     """Apply migrations up to `revision` in one transaction."""
     config = alembic_config(db)
     with db.write() as conn:
+        if not db.is_sqlite:
+            # Several pods may upgrade at once: the first migrates, the others then find it
+            # done (SQLite's write lock already serializes them).
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 
@@ -73,3 +81,27 @@ def require_current(db: Database) -> None:
         raise ConfigError(
             f"the database {state}; this jobyard needs revision {head}: run `jobyard db upgrade`"
         )
+
+
+def wait_current(
+    db: Database,
+    timeout_s: float,
+    *,
+    poll_s: float = 2.0,
+    on_wait: Callable[[str], None] = lambda _reason: None,
+) -> None:
+    """Block until the schema is at the newest revision (a migration elsewhere finishes).
+
+    Raises:
+        ConfigError | ServiceUnavailable: the last reason, once `timeout_s` has passed.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            require_current(db)
+            return
+        except (ConfigError, ServiceUnavailable) as exc:
+            if time.monotonic() + poll_s > deadline:
+                raise
+            on_wait(str(exc))
+        time.sleep(poll_s)

@@ -1,0 +1,74 @@
+"""Identities and RBAC: as little as the components need.
+
+Web, scheduler and `workers`-mode pools never call the Kubernetes API, so they share a
+ServiceAccount with no token mounted and no Role. Only a pool in `pod-per-job` mode runs a
+launcher that creates a Job per job and follows its pod and logs; it gets its own
+ServiceAccount bound to a Role with exactly those verbs, in this namespace only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobyard.config import Settings
+from jobyard.deploy.k8s_meta import Target, metadata
+
+LAUNCHER_RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": ["batch"],
+        "resources": ["jobs"],
+        "verbs": ["create", "get", "list", "watch", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+]
+
+
+def launcher_name(target: Target) -> str:
+    """The ServiceAccount, Role and RoleBinding name of pod-per-job launchers."""
+    return target.name("launcher")
+
+
+def uses_launcher(settings: Settings) -> bool:
+    """Whether any pool runs one pod per job."""
+    return any(pool.mode == "pod-per-job" for pool in settings.pools.values())
+
+
+def access_objects(settings: Settings, target: Target) -> list[dict[str, Any]]:
+    """The ServiceAccounts, plus the launcher's Role and RoleBinding when a pool needs them."""
+    objects: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": metadata(target, target.release, "identity"),
+            "automountServiceAccountToken": False,
+        }
+    ]
+    if not uses_launcher(settings):
+        return objects
+    name = launcher_name(target)
+    objects += [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": metadata(target, name, "identity"),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": metadata(target, name, "identity"),
+            "rules": LAUNCHER_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": metadata(target, name, "identity"),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": name,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": target.namespace}],
+        },
+    ]
+    return objects
