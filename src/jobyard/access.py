@@ -89,6 +89,40 @@ def require_a_key(runtime: Runtime, host: str) -> None:
         )
 
 
+BOOTSTRAP_KEY_NAME = "bootstrap-admin"
+
+
+def ensure_bootstrap_key(runtime: Runtime) -> None:
+    """Create the configured bootstrap admin key unless a key with its secret exists.
+
+    A revoked bootstrap key stays revoked: an operator who revoked it meant it.
+    """
+    configured = runtime.settings.auth.bootstrap_admin_key
+    if configured is None:
+        return
+    secret_hash = hash_secret(configured.get_secret_value())
+    try:
+        with runtime.db.write() as conn:
+            if keys.hash_known(conn, secret_hash):
+                return
+            name = BOOTSTRAP_KEY_NAME
+            if keys.by_name(conn, name) is not None:  # an earlier bootstrap key, rotated
+                name = f"{BOOTSTRAP_KEY_NAME}-{secret_hash[:8]}"
+            keys.insert_key(
+                conn,
+                {
+                    "id": uuid.uuid4(),
+                    "name": name,
+                    "role": Role.ADMIN.value,
+                    "prefix": configured.get_secret_value()[:10],
+                    "secret_hash": secret_hash,
+                    "created_at": runtime.clock(),
+                },
+            )
+    except IntegrityError:
+        return  # another web replica starting beside this one made it
+
+
 def hash_secret(secret: str) -> str:
     """The stored form of a key or session token."""
     return hashlib.sha256(secret.encode()).hexdigest()

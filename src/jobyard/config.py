@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -147,6 +155,22 @@ class AuthSettings(_Section):
         "auto: open on a loopback bind, keys otherwise.",
     )
     session_ttl_s: float = Field(12 * 3600, gt=0, description="How long a dashboard login lasts.")
+    bootstrap_admin_key: SecretStr | None = Field(
+        None,
+        description="An admin key (`jy_` + at least 32 characters) that web makes sure exists "
+        "when it starts, so a fresh deployment can be logged into. Set it from a secret "
+        "(`JOBYARD_AUTH__BOOTSTRAP_ADMIN_KEY`), never in jobyard.toml. Revoking it sticks.",
+    )
+
+    @field_validator("bootstrap_admin_key", mode="before")
+    @classmethod
+    def _bootstrap_key(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw in (None, ""):
+            return None
+        if not isinstance(raw, str) or not raw.startswith("jy_") or len(raw) < 35:
+            raise ValueError("must be 'jy_' followed by at least 32 characters")
+        return value
 
 
 class WorkerSettings(_Section):

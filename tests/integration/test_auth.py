@@ -17,6 +17,7 @@ from jobyard.config import Settings
 from jobyard.domain.roles import Role
 from jobyard.errors import ConfigError
 from jobyard.runtime import Runtime
+from jobyard.store import keys
 from tests.factories import Backend, make_settings
 
 pytestmark = pytest.mark.parametrize(
@@ -286,3 +287,31 @@ def test_open_mode_only_on_loopback(backend: Backend, tmp_path: Path) -> None:
     assert access.effective_mode(settings(), "127.0.0.1") == "open"
     assert access.effective_mode(settings(auth={"mode": "keys"}), "127.0.0.1") == "keys"
     assert access.effective_mode(settings(auth={"mode": "open"}), "::1") == "open"
+
+
+def test_a_bootstrap_admin_key_from_a_secret_opens_a_fresh_deployment(
+    backend: Backend, tmp_path: Path
+) -> None:
+    secret = "jy_" + "b" * 40
+    settings = make_settings(backend, tmp_path / "data", auth={"bootstrap_admin_key": secret})
+    assert secret not in settings.model_dump_json()  # never printed with the settings
+    for _restart in range(2):  # idempotent: one key however often web starts
+        with TestClient(create_app(settings, host="0.0.0.0")) as client:
+            assert client.get("/api/v1/jobs").status_code == 401
+            assert client.get("/api/v1/audit", headers=bearer(secret)).status_code == 200
+    runtime = Runtime.open(settings)
+    try:
+        with runtime.db.read() as conn:
+            assert [k.name for k in keys.listing(conn)] == ["bootstrap-admin"]
+        access.revoke_key(runtime, "bootstrap-admin")
+    finally:
+        runtime.close()
+    # Revoked stays revoked: the next start does not bring it back, and nobody could log in.
+    with pytest.raises(ConfigError, match="no API key exists"):
+        with TestClient(create_app(settings, host="0.0.0.0")):
+            pass
+
+
+def test_a_malformed_bootstrap_key_is_refused_at_start(backend: Backend, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"auth\.bootstrap_admin_key"):
+        make_settings(backend, tmp_path / "data", auth={"bootstrap_admin_key": "short"})

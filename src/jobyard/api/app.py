@@ -38,6 +38,7 @@ def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None
         runtime = Runtime.open(settings, yard=yard)
         if auth_mode == "keys" and not access.is_loopback(bind):
             try:
+                access.ensure_bootstrap_key(runtime)
                 access.require_a_key(runtime, bind)
             except BaseException:
                 runtime.close()

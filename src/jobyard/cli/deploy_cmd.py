@@ -83,6 +83,15 @@ def render_kubernetes(
     ] = "keda",
     ingress_host: Annotated[str | None, typer.Option(help="Host of the web Ingress.")] = None,
     ingress_class: Annotated[str | None, typer.Option(help="ingressClassName.")] = None,
+    ingress_namespace: Annotated[
+        str, typer.Option(help="Namespace of the ingress controller (may reach web).")
+    ] = "ingress-nginx",
+    monitoring_namespace: Annotated[
+        str, typer.Option(help="Namespace of Prometheus (may scrape web).")
+    ] = "monitoring",
+    keda_namespace: Annotated[
+        str, typer.Option(help="Namespace of KEDA (may query the in-cluster PostgreSQL).")
+    ] = "keda",
     postgres: Annotated[
         bool, typer.Option("--postgres", help="Run PostgreSQL in the cluster (StatefulSet + PVC).")
     ] = False,
@@ -111,6 +120,9 @@ def render_kubernetes(
         autoscaler=autoscaler,
         ingress_host=ingress_host,
         ingress_class=ingress_class,
+        ingress_namespace=ingress_namespace,
+        monitoring_namespace=monitoring_namespace,
+        keda_namespace=keda_namespace,
         postgres=postgres,
         redis=redis,
         storage_class=storage_class,

@@ -56,7 +56,14 @@ IMAGE_REFERENCE = re.compile(
 def config_toml(settings: Settings) -> str:
     """jobyard.toml as the cluster runs it: URLs come from the Secret, not the file."""
     data = settings.model_dump(
-        mode="json", exclude_none=True, exclude={"database_url", "broker_url", "events_url"}
+        mode="json",
+        exclude_none=True,
+        exclude={
+            "database_url": True,
+            "broker_url": True,
+            "events_url": True,
+            "auth": {"bootstrap_admin_key"},
+        },
     )
     data.pop("data_dir", None)
     return tomli_w.dumps(data)
@@ -209,7 +216,16 @@ def web(target: Target, config_hash: str) -> list[dict[str, Any]]:
         "image": target.image,
         "args": ["web", "--host", "0.0.0.0", "--port", str(WEB_PORT)],
         "ports": [{"name": "http", "containerPort": WEB_PORT}],
-        "env": _env(target),
+        "env": [
+            *_env(target),
+            {
+                # Optional: the first admin key, so a fresh deployment can be logged into.
+                "name": "JOBYARD_AUTH__BOOTSTRAP_ADMIN_KEY",
+                "valueFrom": {
+                    "secretKeyRef": {"name": target.secret, "key": "admin-key", "optional": True}
+                },
+            },
+        ],
         "resources": _resources(None),
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": "http"},
@@ -474,8 +490,14 @@ def check_target(settings: Settings, target: Target) -> None:
 
 def _target_problems(target: Target) -> list[str]:
     problems = []
-    if not DNS_LABEL.match(target.namespace) or len(target.namespace) > 63:
-        problems.append(f"--namespace '{target.namespace}' is not a DNS-1123 label")
+    for option, namespace in (
+        ("--namespace", target.namespace),
+        ("--ingress-namespace", target.ingress_namespace),
+        ("--monitoring-namespace", target.monitoring_namespace),
+        ("--keda-namespace", target.keda_namespace),
+    ):
+        if not DNS_LABEL.match(namespace) or len(namespace) > 63:
+            problems.append(f"{option} '{namespace}' is not a DNS-1123 label")
     if not DNS_LABEL.match(target.release) or len(target.release) > MAX_RELEASE:
         problems.append(
             f"--release '{target.release}' must be a DNS-1123 label of at most {MAX_RELEASE} "

@@ -58,6 +58,11 @@ def by_hash(conn: Connection, secret_hash: str) -> KeyRecord | None:
     return None if row is None else KeyRecord.from_row(row)
 
 
+def hash_known(conn: Connection, secret_hash: str) -> bool:
+    """Whether any key, revoked or not, has this hash."""
+    return conn.execute(select(K.id).where(K.secret_hash == secret_hash)).first() is not None
+
+
 def by_name(conn: Connection, name: str) -> KeyRecord | None:
     """A key by name, revoked or not."""
     row = conn.execute(select(*_COLUMNS).where(K.name == name)).first()
