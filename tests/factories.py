@@ -173,8 +173,13 @@ class Stack:
 
     def worker(self, pool: str, name: str | None = None) -> subprocess.Popen[bytes]:
         """Start a worker and wait until it heartbeats."""
-        process = self.start(name or f"worker-{pool}", "worker", "--pool", pool)
-        wait_for(lambda: self._registered(process.pid), timeout_s=30, what=f"worker {pool}")
+        name = name or f"worker-{pool}"
+        process = self.start(name, "worker", "--pool", pool)
+        try:
+            wait_for(lambda: self._registered(process.pid), timeout_s=30, what=f"worker {pool}")
+        except AssertionError as exc:
+            output = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{exc}; its output ends:\n{output}") from None
         return process
 
     def scheduler(self) -> subprocess.Popen[bytes]:

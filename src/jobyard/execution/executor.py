@@ -14,7 +14,7 @@ import traceback
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -75,7 +75,7 @@ def claim(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
     """
     runtime = state.runtime
     now = runtime.clock()
-    values = _claim_values(state, now)
+    values = claim_values(state, now)
     with runtime.db.single() as conn:
         job = jobs.transition(
             conn,
@@ -89,6 +89,15 @@ def claim(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
     if job is not None:
         runtime.events.publish([state_event(job)])
         return job
+    return take_over_or_skip(state, job_id, values, now)
+
+
+def take_over_or_skip(
+    state: ProcessState, job_id: uuid.UUID, values: dict[str, Any], now: datetime
+) -> JobRecord | None:
+    """A message for a job that is not queued: take it over from a dead local process, or
+    ignore the message (the job finished, was cancelled, or runs elsewhere)."""
+    runtime = state.runtime
     taken: JobRecord | None = None
     with runtime.db.write() as conn:
         current = jobs.fetch(conn, job_id)
@@ -104,7 +113,7 @@ def claim(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
     return None
 
 
-def _claim_values(state: ProcessState, now: datetime) -> dict[str, Any]:
+def claim_values(state: ProcessState, now: datetime) -> dict[str, Any]:
     lease_s = state.runtime.settings.worker.lease_s
     return {
         "started_at": now,
@@ -176,8 +185,19 @@ def retry_lost_attempt(
     return moved
 
 
-def run_attempt(state: ProcessState, job: JobRecord) -> str:
-    """Call the job function for the claimed attempt and store the outcome."""
+class SuccessSink(Protocol):
+    """Takes successes to record later, in bulk (`execution.chunks`)."""
+
+    def add(self, job: JobRecord, result: Any, finished_at: datetime) -> None:
+        """Record this success soon; the job's lease is still held."""
+
+
+def run_attempt(state: ProcessState, job: JobRecord, successes: SuccessSink | None = None) -> str:
+    """Call the job function for the claimed attempt and store the outcome.
+
+    With `successes`, a success is handed over to be recorded with others instead of at once
+    (failures are always recorded at once).
+    """
     handler = BufferingJobHandler(job.id, job.attempt)
     hooks = AttemptHooks(state.runtime, job, handler, state.leases)
     handler.sink = hooks.write_logs
@@ -202,7 +222,7 @@ def run_attempt(state: ProcessState, job: JobRecord) -> str:
         return _fail(state, job, definition, handler, _failure(exc))
     finally:
         state.leases.release(job.id)
-    return _succeed(state, job, definition, handler, result)
+    return _succeed(state, job, definition, handler, result, successes)
 
 
 def _failure(
@@ -227,12 +247,17 @@ def _succeed(
     definition: JobDefinition,
     handler: BufferingJobHandler,
     result: Any,
+    successes: SuccessSink | None = None,
 ) -> str:
     try:
         stored = _storable(result)
     except (ResultTooLarge, ResultNotSerializable) as exc:
         return _fail(state, job, definition, handler, _failure(exc, permanent=True))
     now = state.runtime.clock()
+    if successes is not None:
+        _write_logs(state, job, handler.take())
+        successes.add(job, stored, now)
+        return JobState.SUCCEEDED.value
     values = {
         "result": stored,
         "progress": 1.0,
@@ -266,18 +291,21 @@ def _finish(
             values=values,
             ends=ends,
         )
-    rows = handler.take()
-    if rows:
-        with state.runtime.db.write() as conn:
-            logs.append(conn, rows)
-    published = [log_event(job, row) for row in rows]
+    _write_logs(state, job, handler.take())
     if done is not None:
-        published.append(state_event(done))
-    state.runtime.events.publish(published)
+        state.runtime.events.publish([state_event(done)])
     if done is None:
         with state.runtime.db.write() as conn:
-            return _overtaken(conn, job, now)
+            return discard_overtaken(conn, job, now)
     return target.value
+
+
+def _write_logs(state: ProcessState, job: JobRecord, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    with state.runtime.db.write() as conn:
+        logs.append(conn, rows)
+    state.runtime.events.publish([log_event(job, row) for row in rows])
 
 
 def _storable(result: Any) -> Any:
@@ -325,7 +353,7 @@ def _fail(
     return _finish(state, job, handler, target, {**values, **error}, ends, now)
 
 
-def _overtaken(conn: Connection, job: JobRecord, now: datetime) -> str:
+def discard_overtaken(conn: Connection, job: JobRecord, now: datetime) -> str:
     """The attempt finished but the job moved on (cancelled, or lost and retried)."""
     current = jobs.fetch(conn, job.id)
     if (

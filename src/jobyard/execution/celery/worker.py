@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from jobyard.app import Yard
 from jobyard.config import Settings
-from jobyard.execution import executor, liveness
+from jobyard.execution import chunks, executor, liveness
 from jobyard.execution.celery.app import EXECUTE_TASK, make_celery
 from jobyard.execution.heartbeat import Heartbeat
 from jobyard.execution.leases import LeaseKeeper
@@ -34,6 +34,7 @@ class ProcessStateHolder:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._state: executor.ProcessState | None = None
+        self._successes: chunks.BulkSuccesses | None = None
 
     def get(self) -> executor.ProcessState:
         """This process's state, built on first use."""
@@ -47,8 +48,15 @@ class ProcessStateHolder:
                     leases=LeaseKeeper(runtime, owner),
                     timeout_errors=(SoftTimeLimitExceeded,),
                 )
+                self._successes = chunks.BulkSuccesses(self._state)
                 self._pid = os.getpid()
             return self._state
+
+    def successes(self) -> chunks.BulkSuccesses:
+        """This process's bulk recorder of chunked jobs' successes."""
+        self.get()
+        assert self._successes is not None
+        return self._successes
 
 
 def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
@@ -67,6 +75,16 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
     def execute(task: Task, *job_ids: str) -> str:
         """Run the jobs of one message in order (several only for `dispatch_chunk` pools)."""
         state = holder.get()
+        if len(job_ids) > 1:
+            try:
+                ids = [uuid.UUID(job_id) for job_id in job_ids]
+                return ",".join(chunks.run_chunk(state, ids, holder.successes()))
+            except chunks.ClaimUnavailable as exc:
+                log.warning("database unavailable before %s jobs started; retrying", exc)
+                remaining = [str(job_id) for job_id in exc.remaining]
+                raise task.retry(
+                    args=remaining, countdown=CLAIM_RETRY_S, exc=exc.__cause__
+                ) from exc
         outcomes = []
         for index, job_id in enumerate(job_ids):
             try:

@@ -1,0 +1,55 @@
+"""The bulk claims and successes of chunked pools keep the single path's guards."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from jobyard import actions
+from jobyard.dispatch import submit
+from jobyard.domain.states import JobState
+from jobyard.runtime import Runtime
+from jobyard.store import batches, jobs
+from tests.factories import Backend, make_settings
+
+
+def test_bulk_claim_and_success_are_guarded(backend: Backend, tmp_path: Path) -> None:
+    runtime = Runtime.open(make_settings(backend, tmp_path / "data"))
+    try:
+        requests = [submit.JobRequest("t.echo", {"message": f"m{i}"}) for i in range(4)]
+        ids = [s.job.id for s in submit.submit_many(runtime, requests, submitted_by="t")]
+        now = runtime.clock()
+        with runtime.db.write() as conn:
+            claimed = batches.claim_many(
+                conn, ids[:3], now=now, owner="w1", lease_until=now + timedelta(seconds=30)
+            )
+        assert set(claimed) == set(ids[:3])
+        assert all(job.state is JobState.RUNNING and job.attempt == 1 for job in claimed.values())
+        with runtime.db.write() as conn:  # a second claim of the same jobs takes nothing
+            again = batches.claim_many(
+                conn, ids, now=now, owner="w2", lease_until=now + timedelta(seconds=30)
+            )
+        assert set(again) == {ids[3]}
+
+        actions.cancel(runtime, ids[1])  # cancelled while waiting in the worker
+        finished_at = runtime.clock()
+        successes = [
+            batches.Success(claimed[job_id], {"n": index}, finished_at)
+            for index, job_id in enumerate(ids[:3])
+        ]
+        with runtime.db.write() as conn:
+            done = batches.succeed_many(conn, successes)
+        assert {job.id for job in done} == {ids[0], ids[2]}
+        with runtime.db.write() as conn:  # recorded once: a repeat changes nothing
+            assert batches.succeed_many(conn, successes) == []
+
+        first = jobs.get(runtime.db, ids[0])
+        assert first.state is JobState.SUCCEEDED and first.result == {"n": 0}
+        assert first.progress == 1.0 and first.finished_at is not None
+        assert jobs.get(runtime.db, ids[1]).state is JobState.CANCELLED
+        with runtime.db.read() as conn:
+            recorded = [(a.attempt, a.outcome, a.worker) for a in jobs.attempts(conn, ids[2])]
+            assert jobs.attempts(conn, ids[1]) == []
+        assert recorded == [(1, "succeeded", "w1")]
+    finally:
+        runtime.close()
