@@ -91,12 +91,21 @@ class JobPublic(BaseModel):
         listed = [AttemptPublic.of(a) for a in attempts] if attempts is not None else None
         return cls(**fields, attempts=listed)
 
+    @classmethod
+    def trusted(cls, record: JobRecord) -> JobPublic:
+        """From a record the store just wrote (already valid): no re-validation, which for a
+        10,000-job batch response cost more than storing the jobs."""
+        return cls.model_construct(**{name: getattr(record, name) for name in _RECORD_FIELDS})
+
 
 class JobsPage(BaseModel):
     """A page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
 
     items: list[JobPublic]
     next_cursor: uuid.UUID | None
+
+
+_RECORD_FIELDS = tuple(name for name in JobPublic.model_fields if name != "attempts")
 
 
 class BatchCreated(BaseModel):

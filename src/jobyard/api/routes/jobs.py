@@ -25,6 +25,8 @@ from jobyard.domain.limits import MAX_PAGE_SIZE
 from jobyard.domain.states import JobState
 from jobyard.store import jobs, logs
 
+JSON_TYPE = "application/json"
+
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": Problem} for code in (400, 404, 409, 413, 422)
@@ -50,10 +52,15 @@ def create_job(
     return JobPublic.of(outcome.job)
 
 
-@router.post("/batch", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+@router.post(
+    "/batch",
+    status_code=status.HTTP_201_CREATED,
+    responses=ERRORS,
+    response_model=BatchCreated,
+)
 def create_batch(
     body: JobBatchCreate, runtime: RuntimeDep, caller: Operator, request: Request
-) -> BatchCreated:
+) -> Response:
     """Submit up to 10,000 jobs in one transaction: all are stored, or none."""
     requests = [_request(job) for job in body.jobs]
     outcome = submit.submit_many(runtime, requests, submitted_by=caller.name)
@@ -61,8 +68,11 @@ def create_batch(
     if created:
         details = {"jobs": len(created), "types": sorted({j.type for j in body.jobs})}
         access.record(runtime, caller, "job.submit_batch", created[0], details, client_of(request))
-    return BatchCreated(
-        created=sum(1 for s in outcome if s.created), jobs=[JobPublic.of(s.job) for s in outcome]
+    created_count = sum(1 for s in outcome if s.created)
+    listed = [JobPublic.trusted(s.job) for s in outcome]
+    document = BatchCreated.model_construct(created=created_count, jobs=listed)
+    return Response(
+        document.model_dump_json(), status_code=status.HTTP_201_CREATED, media_type=JSON_TYPE
     )
 
 
