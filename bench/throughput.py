@@ -287,6 +287,7 @@ def bench_jobyard(jobs: int, workers: int, logs: Path, port: int, chunk: int) ->
             runtime.close()
             for process in (scheduler, worker, web):
                 stop(process)
+            redis.Redis.from_url(REDIS).flushdb()  # leave the shared Redis as found
     return row
 
 
