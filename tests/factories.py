@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -175,12 +175,25 @@ class Stack:
         """Start a worker and wait until it heartbeats."""
         name = name or f"worker-{pool}"
         process = self.start(name, "worker", "--pool", pool)
+        self._await_registered(name, process)
+        return process
+
+    def workers(self, *pools: str, names: Sequence[str] = ()) -> None:
+        """Start workers for `pools` at once (their start-ups overlap), then wait for them all.
+
+        `names` name them (default `worker-POOL`), so one pool can have several."""
+        started: dict[str, subprocess.Popen[bytes]] = {}
+        for pool, name in zip(pools, names or [f"worker-{pool}" for pool in pools], strict=True):
+            started[name] = self.start(name, "worker", "--pool", pool)
+        for name, process in started.items():
+            self._await_registered(name, process)
+
+    def _await_registered(self, name: str, process: subprocess.Popen[bytes]) -> None:
         try:
-            wait_for(lambda: self._registered(process.pid), timeout_s=30, what=f"worker {pool}")
+            wait_for(lambda: self._registered(process.pid), timeout_s=45, what=name)
         except AssertionError as exc:
             output = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
             raise AssertionError(f"{exc}; its output ends:\n{output}") from None
-        return process
 
     def scheduler(self) -> subprocess.Popen[bytes]:
         return self.start("scheduler", "scheduler")

@@ -64,8 +64,7 @@ def dashboard(
             stack.start("web", "web", "--port", str(port))
             url = f"http://127.0.0.1:{port}"
             wait_for(partial(_serving, url), timeout_s=30, what="jobyard web")
-            stack.worker("general")
-            stack.worker("media")
+            stack.workers("general", "media")
             stack.scheduler()
             keyed_port = services.free_port()
             stack.start(

@@ -44,10 +44,8 @@ def running(module_settings: Settings, tmp_path_factory: pytest.TempPathFactory)
     """Both pools' workers and the scheduler, shared by a module's tests on one backend."""
     stack = Stack(module_settings, tmp_path_factory.mktemp("logs"))
     try:
-        stack.worker("general")
-        stack.worker("media")
-        stack.worker("bulk")
         stack.scheduler()
+        stack.workers("general", "media", "bulk")
         yield stack
     finally:
         stack.close()

@@ -49,9 +49,8 @@ def test_thousand_jobs_with_random_worker_kills(stack: Stack, tmp_path: Path) ->
     rng = random.Random(20261122)
     out = tmp_path / "out"
     out.mkdir()
-    stack.worker("media", name="worker-media-a")
-    stack.worker("media", name="worker-media-b")
     stack.scheduler()
+    stack.workers("media", "media", names=["worker-media-a", "worker-media-b"])
     requests = [
         submit.JobRequest(
             "t.record",

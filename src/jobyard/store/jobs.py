@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg.rows import dict_row
 from sqlalchemy import (
     JSON,
     Connection,
@@ -197,6 +196,8 @@ def _execute_returning_one(
     """
     if conn.dialect.name != "postgresql":
         return conn.execute(statement, params).mappings().first()
+    from psycopg.rows import dict_row  # here: SQLite users never load the PostgreSQL driver
+
     sql, defaults = _postgres_sql(statement, conn.dialect)
     params = {**defaults, **params}
     for key in _JSON_PARAMS.intersection(params):
