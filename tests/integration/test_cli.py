@@ -114,6 +114,8 @@ def test_bad_input_gets_one_line_errors(tmp_path: Path, in_process: CliRunner) -
     assert unmigrated.returncode == 2
     assert "no jobyard tables" in unmigrated.stderr and "jobyard db upgrade" in unmigrated.stderr
     assert "Traceback" not in unmigrated.stderr
+    worker = in_process(env, "worker", "--pool", "general")
+    assert worker.returncode == 2 and "no jobyard tables" in worker.stderr, worker.stderr
     assert in_process(env, "db", "upgrade").returncode == 0
     cases = [
         (["submit", "t.echo", "--args", "{nope"], 1, "--args is not valid JSON"),

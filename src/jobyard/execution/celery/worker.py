@@ -8,7 +8,7 @@ import threading
 import uuid
 from typing import Any
 
-from celery import Celery, Task, bootsteps
+from celery import Celery, Task, bootsteps, signals
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError
 
@@ -173,7 +173,22 @@ def worker_argv(settings: Settings, pool: str, loglevel: str) -> list[str]:
     return argv
 
 
-def run_worker(settings: Settings, yard: Yard, pool: str, *, loglevel: str = "INFO") -> None:
-    """Run the pool's Celery worker in this process until it is stopped."""
+def run_worker(settings: Settings, yard: Yard, pool: str, *, loglevel: str = "INFO") -> int:
+    """Run the pool's Celery worker in this process until it stops; its exit code.
+
+    `worker_main` drops the code, so it is read from the stopped worker: one that died of an
+    unrecoverable error (its pool processes could not start, say) must exit non-zero for
+    systemd's `Restart=on-failure` and for whoever else watches it.
+    """
     app = make_worker_celery(settings, yard, pool)
-    app.worker_main(worker_argv(settings, pool, loglevel))
+    codes: list[int] = []
+
+    def remember(sender: Any, **_: Any) -> None:
+        codes.append(sender.exitcode or 0)
+
+    signals.worker_shutdown.connect(remember, weak=False)
+    try:
+        app.worker_main(worker_argv(settings, pool, loglevel))
+    finally:
+        signals.worker_shutdown.disconnect(remember)
+    return codes[-1] if codes else 0
