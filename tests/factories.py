@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -174,26 +175,23 @@ class Stack:
     def worker(self, pool: str, name: str | None = None) -> subprocess.Popen[bytes]:
         """Start a worker and wait until it heartbeats."""
         name = name or f"worker-{pool}"
-        process = self.start(name, "worker", "--pool", pool)
-        self._await_registered(name, process)
-        return process
+        self.workers(pool, names=[name])
+        return self.processes[name]
 
     def workers(self, *pools: str, names: Sequence[str] = ()) -> None:
         """Start workers for `pools` at once (their start-ups overlap), then wait for them all.
 
         `names` name them (default `worker-POOL`), so one pool can have several."""
-        started: dict[str, subprocess.Popen[bytes]] = {}
-        for pool, name in zip(pools, names or [f"worker-{pool}" for pool in pools], strict=True):
-            started[name] = self.start(name, "worker", "--pool", pool)
-        for name, process in started.items():
-            self._await_registered(name, process)
-
-    def _await_registered(self, name: str, process: subprocess.Popen[bytes]) -> None:
-        try:
-            wait_for(lambda: self._registered(process.pid), timeout_s=45, what=name)
-        except AssertionError as exc:
-            output = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
-            raise AssertionError(f"{exc}; its output ends:\n{output}") from None
+        started = [
+            (name, self.start(name, "worker", "--pool", pool))
+            for pool, name in zip(pools, names or [f"worker-{p}" for p in pools], strict=True)
+        ]
+        for name, process in started:
+            try:
+                wait_for(partial(self._registered, process.pid), timeout_s=45, what=name)
+            except AssertionError as exc:
+                output = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise AssertionError(f"{exc}; its output ends:\n{output}") from None
 
     def scheduler(self) -> subprocess.Popen[bytes]:
         return self.start("scheduler", "scheduler")
