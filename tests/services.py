@@ -190,6 +190,69 @@ def embedded_redis_server() -> Iterator[Path]:
         process.wait(10)
 
 
+class RestartableRedis:
+    """A private redis-server with an append-only file, which a test may kill and restart.
+
+    With `appendonly` and `appendfsync always`, every message accepted before a `kill -9`
+    survives the restart, as on a production broker with persistence.
+    """
+
+    def __init__(self, port: int, directory: Path, *, persistent: bool = True) -> None:
+        self.port = port
+        self.directory = directory
+        self.persistent = persistent
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server and wait until it answers PING."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else []
+        self.process = subprocess.Popen(
+            [
+                embedded_redis.redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                *(aof or ["--appendonly", "no"]),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        _wait_for_ping(self.port)
+
+    def kill(self) -> None:
+        """`kill -9` the server: no shutdown, clients see their sockets die."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+def _wait_for_ping(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            redis.Redis(port=port, socket_connect_timeout=0.2).ping()
+            return
+        except redis.RedisError:
+            time.sleep(0.05)
+    raise AssertionError(f"redis-server on port {port} did not answer PING within 10 s")
+
+
 @contextmanager
 def private_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
     """A redis-server on `port` that a test may stop and start again."""
@@ -207,13 +270,7 @@ def private_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
         ],
         stdout=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            redis.Redis(port=port, socket_connect_timeout=0.2).ping()
-            break
-        except redis.RedisError:
-            time.sleep(0.05)
+    _wait_for_ping(port)
     try:
         yield process
     finally:

@@ -12,9 +12,11 @@ from tests.factories import Stack, attempts, finished
 __all__ = ["attempts", "completions", "finished", "submit_record"]
 
 
-def submit_record(stack: Stack, key: str, directory: Path, sleep_s: float) -> uuid.UUID:
+def submit_record(
+    stack: Stack, key: str, directory: Path, sleep_s: float, *, job_type: str = "t.record"
+) -> uuid.UUID:
     request = submit.JobRequest(
-        "t.record", {"key": key, "directory": str(directory), "sleep_s": sleep_s}
+        job_type, {"key": key, "directory": str(directory), "sleep_s": sleep_s}
     )
     return submit.submit_one(stack.runtime, request, submitted_by="test").job.id
 

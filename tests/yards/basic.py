@@ -83,7 +83,6 @@ def slow_timeout() -> None:
     time.sleep(30)
 
 
-@yard.job("t.record", pool="media", timeout_s=120)
 def record(ctx: JobContext, key: str, directory: str, sleep_s: float = 0.0) -> int:
     """Sleep, then append one completion line per finished attempt (exactly-once checks)."""
     Path(directory, f"{key}.started").write_text(str(os.getpid()))
@@ -91,6 +90,11 @@ def record(ctx: JobContext, key: str, directory: str, sleep_s: float = 0.0) -> i
     with open(Path(directory, "completions.log"), "a", encoding="utf-8") as out:
         out.write(f"{key} {ctx.attempt}\n")
     return ctx.attempt
+
+
+yard.job("t.record", pool="media", timeout_s=120)(record)
+#: The same job on the threads pool, for tests that need both Celery pool kinds busy at once.
+yard.job("t.record_general", pool="general", timeout_s=120)(record)
 
 
 @yard.job("t.bulk", pool="bulk", retries=1, backoff_s=0.05)

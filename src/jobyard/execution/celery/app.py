@@ -9,6 +9,7 @@ from kombu.entity import Queue
 
 from jobyard.config import Settings
 from jobyard.domain.limits import MAX_PRIORITY
+from jobyard.execution.celery import redis_transport
 
 EXECUTE_TASK = "jobyard.execute"
 #: Extra visibility beyond the longest job timeout, so Redis never redelivers a running job.
@@ -19,9 +20,13 @@ def make_celery(settings: Settings, longest_timeout_s: float) -> Celery:
     """A Celery app bound to the configured broker and every pool's queue.
 
     Late acks with reject-on-worker-lost make a killed worker's job come back; results are
-    never stored in Celery because the job database holds them.
+    never stored in Celery because the job database holds them. Redis brokers go through
+    `redis_transport`, whose acks cannot leak prefetch credit during a Redis restart.
     """
-    app = Celery("jobyard", broker=settings.broker, set_as_current=False)
+    broker, broker_ssl = redis_transport.celery_broker(settings.broker)
+    app = Celery("jobyard", broker=broker, set_as_current=False)
+    if broker_ssl is not None:
+        app.conf.broker_use_ssl = broker_ssl
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

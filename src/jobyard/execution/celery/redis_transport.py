@@ -1,0 +1,83 @@
+"""kombu's Redis transport, with an ack that gives back its prefetch credit when Redis is down.
+
+kombu 5.7's Redis `QoS.ack` removes the message from the unacked index *before* it releases the
+delivery tag; when Redis is down the first step raises and the credit is never returned. A
+worker whose every slot was busy during a Redis restart is then left with no credit, so kombu
+never issues another BRPOP, and the idle socket Redis closed is dropped without an error:
+the worker turns its loop forever without consuming (celery #9054, #10205, #10302; the trace
+is in the project's research notes). Here the credit is released whatever the outcome of the
+index update. The message whose ack failed stays in Redis's unacked hash and is redelivered
+after the visibility timeout; the guarded claim turns that delivery into a no-op.
+
+The transport is registered under its own URL scheme (`jyredis://`, `jyredis+socket://`,
+`jyrediss://`) in kombu's alias table, the documented way to name a transport in a URL, so
+every Redis URL form reaches it. This leans on kombu internals (`QoS._remove_from_indices`,
+`restore_by_tag`): pyproject pins kombu's minor version, and
+`tests/reliability/test_redis_restart.py` restarts a private Redis under busy workers.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import redis as kombu_redis
+from kombu.transport.virtual import base as virtual
+
+ALIASES = {
+    "jyredis": f"{__name__}:Transport",
+    "jyrediss": f"{__name__}:Transport",
+}
+SCHEMES = {"redis": "jyredis", "rediss": "jyrediss", "redis+socket": "jyredis+socket"}
+
+
+class QoS(kombu_redis.QoS):
+    """Releases the delivery's credit even when Redis cannot be told about it."""
+
+    def ack(self, delivery_tag: str) -> None:
+        try:
+            self._remove_from_indices(delivery_tag).execute()
+        finally:
+            virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        try:
+            if requeue:
+                self.restore_by_tag(delivery_tag, leftmost=True)
+            else:
+                self._remove_from_indices(delivery_tag).execute()
+        finally:
+            virtual.QoS.ack(self, delivery_tag)
+
+
+class Channel(kombu_redis.Channel):
+    """kombu's Redis channel with the credit-releasing QoS."""
+
+    QoS = QoS
+
+
+class Transport(kombu_redis.Transport):
+    """kombu's Redis transport with the credit-releasing QoS."""
+
+    Channel = Channel
+
+
+def register() -> None:
+    """Name this transport in kombu's alias table (idempotent)."""
+    for alias, target in ALIASES.items():
+        TRANSPORT_ALIASES.setdefault(alias, target)
+
+
+def celery_broker(url: str) -> tuple[str, dict[str, Any] | None]:
+    """The broker URL that selects this transport, and the TLS options for `rediss://`.
+
+    Other schemes (amqp) are returned unchanged. For `rediss://` kombu would otherwise turn
+    certificate checks off; here they stay on unless the URL says otherwise.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in SCHEMES:
+        return url, None
+    register()
+    use_ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED} if scheme == "rediss" else None
+    return f"{SCHEMES[scheme]}://{rest}", use_ssl
