@@ -187,6 +187,19 @@ class WorkerSettings(_Section):
     lost_attempts_max: int = Field(
         3, ge=1, description="Attempts a job gets when its workers keep dying (poison guard)."
     )
+    stall_after_s: float = Field(
+        15.0,
+        gt=0,
+        description="A worker with a free slot that receives nothing this long while its queue "
+        "holds messages is stalled: it reconnects to the broker, and exits (code 5, for its "
+        "supervisor to restart it) if it is still stalled this long after that.",
+    )
+    kombu_ack_fix: bool = Field(
+        True,
+        description="Redis brokers: use jobyard's transport, whose failed acks release their "
+        "prefetch credit (kombu's own leaves a busy worker unable to consume after a Redis "
+        "restart). Off only to reproduce that stall, as the stall guard's test does.",
+    )
     liveness_dir: Path | None = Field(
         None,
         description="Where workers touch their liveness file for `jobyard worker --check` "

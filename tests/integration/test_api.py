@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 from jobyard.api.app import create_app
 from jobyard.config import Settings
 from jobyard.domain.limits import MAX_BATCH_JOBS
+from jobyard.store import workers
+from jobyard.store.records import WorkerRecord
 
 
 def _queued_messages(client: TestClient, settings: Settings, pool: str = "general") -> int:
@@ -200,6 +202,21 @@ def test_pools_workers_health_metrics(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     types = {t["name"]: t for t in client.get("/api/v1/job-types").json()}
     assert types["t.echo"]["args_schema"]["required"] == ["message"]
+
+
+def test_a_stalled_worker_shows_in_pools_workers_and_metrics(client: TestClient) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    now = runtime.clock()
+    record = WorkerRecord("media@h:1", "media", "h", 1, 2, "prefork", "q", now, now, None)
+    with runtime.db.write() as conn:
+        workers.heartbeat(conn, record, now, stalled_since=now)
+    pools = {p["name"]: p for p in client.get("/api/v1/pools").json()}
+    assert pools["media"]["workers_alive"] == 1 and pools["media"]["workers_stalled"] == 1
+    assert pools["general"]["workers_stalled"] == 0
+    (worker,) = client.get("/api/v1/workers").json()
+    assert worker["alive"] and worker["stalled_since"] is not None
+    assert 'jobyard_workers_stalled{pool="media"} 1.0' in client.get("/metrics").text
+    assert "stalled" in client.get("/ui/fragments/pools").text
 
 
 def test_readyz_reports_unreachable_broker(settings: Settings) -> None:

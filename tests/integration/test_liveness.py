@@ -36,6 +36,17 @@ def test_check_reads_the_file_age(tmp_path: Path) -> None:
     assert not alive and "no sign of life for 60s" in message
 
 
+def test_check_fails_at_once_for_a_stalled_consumer(tmp_path: Path) -> None:
+    path = liveness.liveness_file("general", tmp_path)
+    liveness.touch(path, f"{liveness.STALLED}: pool general received nothing")
+    alive, message = liveness.check(path, 10, time.time())
+    assert not alive and message.startswith("stalled")
+    result = probe(tmp_path)
+    assert result.returncode == 1 and "stalled" in result.stdout
+    liveness.touch(path)
+    assert probe(tmp_path).returncode == 0
+
+
 def test_the_probe_imports_neither_celery_nor_sqlalchemy(tmp_path: Path) -> None:
     code = (
         "import sys; sys.argv = ['jobyard', 'worker', '--pool', 'general', '--check'];"

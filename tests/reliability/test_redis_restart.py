@@ -15,9 +15,17 @@ from pathlib import Path
 import pytest
 
 from jobyard.domain.states import JobState
-from jobyard.store import jobs
+from jobyard.store import jobs, workers
 from tests import services
-from tests.factories import MADE_SETTINGS, TEST_POOLS, Backend, Stack, make_settings, wait_for
+from tests.factories import (
+    FAST_TIMINGS,
+    MADE_SETTINGS,
+    TEST_POOLS,
+    Backend,
+    Stack,
+    make_settings,
+    wait_for,
+)
 from tests.reliability.helpers import completions, submit_record
 
 JOBS_PER_POOL = 6
@@ -103,3 +111,57 @@ def _running(stack: Stack) -> int:
 
 def _all_succeeded(stack: Stack, ids: list[uuid.UUID]) -> bool:
     return all(jobs.get(stack.runtime.db, i).state is JobState.SUCCEEDED for i in ids)
+
+
+@pytest.mark.slow
+def test_stall_guard_reconnects_a_stalled_consumer(
+    redis_server: services.RestartableRedis, tmp_path: Path, pg_template: None
+) -> None:
+    """The safety net on its own: with kombu's original transport a busy prefork worker stalls
+    after a Redis restart; the guard sees free slots, messages waiting and nothing received,
+    reports the stall and reconnects the consumer, well within 30 s."""
+    del pg_template
+    pools = {**TEST_POOLS, "media": {"concurrency": 2, "celery_pool": "prefork"}}
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "logs").mkdir()
+    with services.pg_database() as url:
+        backend = Backend("pg", url, redis_server.url)
+        settings = make_settings(
+            backend,
+            tmp_path / "data",
+            pools=pools,
+            worker={**FAST_TIMINGS["worker"], "stall_after_s": 4.0, "kombu_ack_fix": False},
+        )
+        MADE_SETTINGS.remove(settings)
+        stack = Stack(settings, tmp_path / "logs")
+        try:
+            stack.worker("media")
+            ids = [submit_record(stack, f"p{i}", out, JOB_S) for i in range(JOBS_PER_POOL)]
+            wait_for(lambda: _running(stack) == 2, timeout_s=30, what="every slot busy")
+            redis_server.kill()
+            time.sleep(2.0)
+            redis_server.start()
+            restarted = time.monotonic()
+            wait_for(lambda: _stalled(stack), timeout_s=20, what="the stall to be reported")
+            wait_for(
+                lambda: _all_succeeded(stack, ids),
+                timeout_s=30,
+                interval_s=0.1,
+                what="every job to succeed after the reconnect",
+            )
+            recovery_s = time.monotonic() - restarted
+            log = (tmp_path / "logs" / "worker-media.log").read_text()
+        except AssertionError:
+            print(stack.logs())  # noqa: T201 - shown only when the test fails
+            raise
+        finally:
+            stack.close()
+    print(f"stall guard: every job done {recovery_s:.1f}s after the restart")  # noqa: T201
+    assert "reconnecting to the broker" in log
+    assert set(completions(out).values()) == {1}
+
+
+def _stalled(stack: Stack) -> bool:
+    with stack.runtime.db.read() as conn:
+        return any(w.stalled_since is not None for w in workers.listing(conn))

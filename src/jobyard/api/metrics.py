@@ -112,7 +112,15 @@ class JobyardCollector(Collector):
         alive = GaugeMetricFamily(
             f"{METRIC_PREFIX}_workers_alive", "Workers with a fresh heartbeat.", labels=["pool"]
         )
-        alive_counts = Counter(w.pool for w in alive_workers(self._runtime, listing))
+        stalled = GaugeMetricFamily(
+            f"{METRIC_PREFIX}_workers_stalled",
+            "Live workers whose consumer receives nothing although slots are free and "
+            "messages wait (they reconnect, then exit for their supervisor to restart them).",
+            labels=["pool"],
+        )
+        live = alive_workers(self._runtime, listing)
+        alive_counts = Counter(w.pool for w in live)
+        stalled_counts = Counter(w.pool for w in live if w.stalled_since is not None)
         for pool in self._runtime.settings.pools:
             stat = stats.get(pool)
             depth.add_metric([pool], stat.queued if stat else 0)
@@ -124,7 +132,8 @@ class JobyardCollector(Collector):
             )
             oldest.add_metric([pool], age)
             alive.add_metric([pool], alive_counts[pool])
-        yield from (depth, running, oldest, alive)
+            stalled.add_metric([pool], stalled_counts[pool])
+        yield from (depth, running, oldest, alive, stalled)
 
     def _duration_metric(self) -> Metric:
         until = self._runtime.clock() - timedelta(seconds=SCAN_LAG_S)

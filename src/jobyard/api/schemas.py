@@ -148,6 +148,8 @@ class PoolPublic(BaseModel):
     running: int
     retrying: int
     workers_alive: int
+    #: Live workers whose consumer stalled (free slots, messages waiting, nothing received).
+    workers_stalled: int
     oldest_queued_age_s: float | None
     job_types: list[str]
 
@@ -165,6 +167,8 @@ class WorkerPublic(BaseModel):
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None
+    #: When its consumer stalled; null while it consumes.
+    stalled_since: datetime | None
     alive: bool
 
     @classmethod

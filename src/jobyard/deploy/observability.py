@@ -65,6 +65,18 @@ def alert_rules(target: Target) -> list[dict[str, Any]]:
             },
         },
         {
+            "alert": "JobyardWorkerStalled",
+            "expr": f"{_per_pool('jobyard_workers_stalled')} > 0",
+            "for": "2m",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": "A worker of pool {{ $labels.pool }} stopped consuming",
+                "description": "It has free slots and messages wait, but it receives nothing. "
+                "It reconnects, then exits for its supervisor to restart it; if this alert "
+                "stays, the worker is not restarted: check its liveness probe and logs.",
+            },
+        },
+        {
             "alert": "JobyardNoSchedulerLeader",
             "expr": "max(jobyard_scheduler_leader) == 0",
             "for": "2m",

@@ -1,4 +1,8 @@
-"""Worker heartbeats: a row per worker process, refreshed on a timer."""
+"""Worker heartbeats: a row per worker process, refreshed on a timer.
+
+Each beat also samples whether the worker consumes (`stall_watch`): its free slots against
+its queue's length in the broker. The row then says whether the consumer is stalled.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,12 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
+from jobyard.errors import ServiceUnavailable
+from jobyard.execution.stall_watch import StallWatch
 from jobyard.runtime import Runtime
 from jobyard.store import workers
 from jobyard.store.records import WorkerRecord
@@ -17,7 +26,14 @@ log = logging.getLogger(__name__)
 class Heartbeat:
     """Registers a worker and refreshes its heartbeat until stopped."""
 
-    def __init__(self, runtime: Runtime, pool: str) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        pool: str,
+        *,
+        watch: StallWatch | None = None,
+        busy_slots: Callable[[], int] | None = None,
+    ) -> None:
         config = runtime.settings.pools[pool]
         now = runtime.clock()
         host, pid = socket.gethostname(), os.getpid()
@@ -34,6 +50,8 @@ class Heartbeat:
             stopped_at=None,
         )
         self._runtime = runtime
+        self._watch = watch
+        self._busy_slots = busy_slots
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="jobyard-heartbeat", daemon=True)
 
@@ -43,9 +61,26 @@ class Heartbeat:
         self._thread.start()
 
     def beat(self) -> None:
-        """Refresh the heartbeat row."""
+        """Sample the consumer's health, then refresh the heartbeat row."""
+        now = self._runtime.clock()
+        stalled_since = self._sample_consumption(now)
         with self._runtime.db.write() as conn:
-            workers.heartbeat(conn, self.record, self._runtime.clock())
+            workers.heartbeat(conn, self.record, now, stalled_since=stalled_since)
+
+    def _sample_consumption(self, now: datetime) -> datetime | None:
+        """Feed the stall watch; when the consumer stalled, as a wall-clock time."""
+        if self._watch is None or self._busy_slots is None:
+            return None
+        mono = time.monotonic()
+        queue = self.record.queue
+        try:
+            backlog = self._runtime.publisher.queue_lengths([queue]).get(queue, 0)
+        except ServiceUnavailable:
+            backlog = 0  # the broker is down: Celery's own reconnect handles that, not a stall
+        free = self.record.concurrency - self._busy_slots()
+        self._watch.sample(mono, free_slots=free, backlog=backlog)
+        stalled = self._watch.stalled_since()
+        return None if stalled is None else now - timedelta(seconds=mono - stalled)
 
     def stop(self) -> None:
         """Stop beating and mark the worker stopped."""

@@ -1,10 +1,11 @@
 """Worker liveness for Kubernetes probes: a file the worker touches, and an import-light check.
 
-The worker touches `<dir>/jobyard-worker-<pool>.alive` from its timer, which runs in the
-consumer's event loop (prefork pools): if that loop hangs, for example stuck after a broker
-reconnect, the file goes stale and the probe fails. The check reads only the file's age, so a
-probe starts in milliseconds and never opens a broker or database connection (unlike
-`celery inspect ping`). Only the standard library is imported here.
+The worker writes `<dir>/jobyard-worker-<pool>.alive` from its timer, which runs in the
+consumer's event loop: if that loop hangs, the file goes stale and the probe fails. A loop that
+turns is not enough: a worker whose consumer stalled (free slots, messages waiting, nothing
+received; see `stall_watch`) writes `stalled …` into the file, and the probe fails at once.
+The check reads only the file, so a probe starts in milliseconds and never opens a broker or
+database connection (unlike `celery inspect ping`). Only the standard library is imported here.
 """
 
 from __future__ import annotations
@@ -26,20 +27,26 @@ def liveness_file(pool: str | None, directory: str | Path | None = None) -> Path
     return base / (f"jobyard-worker-{pool}.alive" if pool else "jobyard-scheduler.alive")
 
 
-def touch(path: Path) -> None:
-    """Signal life now."""
+STALLED = "stalled"
+
+
+def touch(path: Path, problem: str = "") -> None:
+    """Signal life now; a `problem` (starting with `STALLED`) makes the probe fail."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
+    path.write_text(problem)
 
 
 def check(path: Path, max_age_s: float, now: float) -> tuple[bool, str]:
-    """Whether the file was touched within `max_age_s`; a message either way."""
+    """Whether the file was written within `max_age_s` with no problem; a message either way."""
     try:
         age = now - path.stat().st_mtime
+        problem = path.read_text(errors="replace").strip()
     except FileNotFoundError:
         return False, f"{path} does not exist: the worker has not started (or uses another dir)"
     if age > max_age_s:
         return False, f"no sign of life for {age:.0f}s (limit {max_age_s:g}s) in {path}"
+    if problem:
+        return False, problem
     return True, f"alive {age:.1f}s ago"
 
 

@@ -155,6 +155,9 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Set while the worker's consumer receives nothing although it has a free slot and its
+    #: queue holds messages (`execution.stall_watch`).
+    stalled_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index(None, "pool", "heartbeat_at"),)
 

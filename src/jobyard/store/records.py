@@ -99,6 +99,7 @@ class WorkerRecord:
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None
+    stalled_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

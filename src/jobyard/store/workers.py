@@ -12,16 +12,27 @@ from jobyard.store.records import WorkerRecord
 W = workers_table.c
 
 
-def heartbeat(conn: Connection, worker: WorkerRecord, now: datetime) -> None:
-    """Register the worker on first call, then move its heartbeat forward."""
+def heartbeat(
+    conn: Connection, worker: WorkerRecord, now: datetime, *, stalled_since: datetime | None = None
+) -> None:
+    """Register the worker on first call, then move its heartbeat forward.
+
+    Args:
+        stalled_since: when its consumer stalled; None while it consumes.
+    """
     result = conn.execute(
         update(workers_table)
         .where(W.id == worker.id)
-        .values(heartbeat_at=now, stopped_at=None, concurrency=worker.concurrency)
+        .values(
+            heartbeat_at=now,
+            stopped_at=None,
+            concurrency=worker.concurrency,
+            stalled_since=stalled_since,
+        )
     )
     if not result.rowcount:
         values = {name: getattr(worker, name) for name in WorkerRecord.__slots__}
-        values.update(heartbeat_at=now, stopped_at=None)
+        values.update(heartbeat_at=now, stopped_at=None, stalled_since=stalled_since)
         conn.execute(workers_table.insert().values(**values))
 
 

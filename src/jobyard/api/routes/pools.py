@@ -31,7 +31,9 @@ def list_pools(runtime: RuntimeDep) -> list[PoolPublic]:
     with runtime.db.read() as conn:
         stats = jobs.pool_stats(conn)
         listing = workers.listing(conn)
-    alive = Counter(w.pool for w in alive_workers(runtime, listing))
+    live = alive_workers(runtime, listing)
+    alive = Counter(w.pool for w in live)
+    stalled = Counter(w.pool for w in live if w.stalled_since is not None)
     types: dict[str, list[str]] = {}
     for job in runtime.yard.jobs.values():
         types.setdefault(job.pool, []).append(job.name)
@@ -50,6 +52,7 @@ def list_pools(runtime: RuntimeDep) -> list[PoolPublic]:
                 running=stat.running if stat else 0,
                 retrying=stat.retrying if stat else 0,
                 workers_alive=alive[name],
+                workers_stalled=stalled[name],
                 oldest_queued_age_s=(now - oldest).total_seconds() if oldest else None,
                 job_types=sorted(types.get(name, [])),
             )

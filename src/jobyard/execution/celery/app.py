@@ -23,7 +23,9 @@ def make_celery(settings: Settings, longest_timeout_s: float) -> Celery:
     never stored in Celery because the job database holds them. Redis brokers go through
     `redis_transport`, whose acks cannot leak prefetch credit during a Redis restart.
     """
-    broker, broker_ssl = redis_transport.celery_broker(settings.broker)
+    broker, broker_ssl = settings.broker, None
+    if settings.worker.kombu_ack_fix:
+        broker, broker_ssl = redis_transport.celery_broker(settings.broker)
     app = Celery("jobyard", broker=broker, set_as_current=False)
     if broker_ssl is not None:
         app.conf.broker_use_ssl = broker_ssl

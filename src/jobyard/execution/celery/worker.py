@@ -5,20 +5,22 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
 from typing import Any
 
-from celery import Celery, Task, bootsteps, signals
+from celery import Celery, Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError
 
 from jobyard.app import Yard
 from jobyard.config import Settings
-from jobyard.execution import chunks, executor, liveness
+from jobyard.execution import chunks, executor
+from jobyard.execution.celery import steps
 from jobyard.execution.celery.app import EXECUTE_TASK, make_celery
-from jobyard.execution.heartbeat import Heartbeat
 from jobyard.execution.leases import LeaseKeeper
 from jobyard.execution.owners import owner_id
+from jobyard.execution.stall_watch import StallWatch
 from jobyard.runtime import Runtime, longest_timeout_s
 
 log = logging.getLogger(__name__)
@@ -98,59 +100,11 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
             outcomes.append("skipped" if job is None else executor.run_attempt(state, job))
         return ",".join(outcomes)
 
-    app.steps["worker"].add(_heartbeat_step(settings, yard, pool))
-    app.steps["worker"].add(_liveness_step(settings, pool))
+    watch = StallWatch(settings.worker.stall_after_s, now=time.monotonic())
+    app.steps["worker"].add(steps.heartbeat_step(settings, yard, pool, watch))
+    app.steps["worker"].add(steps.liveness_step(settings, pool, watch))
+    app.steps["worker"].add(steps.stall_guard_step(pool, watch))
     return app
-
-
-def _liveness_step(settings: Settings, pool: str) -> type[bootsteps.StartStopStep]:
-    class LivenessStep(bootsteps.StartStopStep):  # type: ignore[misc]
-        """Touches the liveness file from the worker's timer (the event loop, when it has one)."""
-
-        requires = ("celery.worker.components:Timer",)
-
-        def __init__(self, parent: Any, **kwargs: Any) -> None:
-            super().__init__(parent, **kwargs)
-            self.path = liveness.liveness_file(pool, settings.worker.liveness_dir)
-            self.timer_ref: Any = None
-
-        def start(self, parent: Any) -> None:
-            liveness.touch(self.path)
-            interval = settings.worker.heartbeat_interval_s
-            self.timer_ref = parent.timer.call_repeatedly(interval, liveness.touch, (self.path,))
-
-        def stop(self, parent: Any) -> None:
-            del parent
-            if self.timer_ref is not None:
-                self.timer_ref.cancel()
-            self.path.unlink(missing_ok=True)
-
-    return LivenessStep
-
-
-def _heartbeat_step(settings: Settings, yard: Yard, pool: str) -> type[bootsteps.StartStopStep]:
-    class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]
-        """Registers the worker in the database and keeps its heartbeat fresh."""
-
-        def __init__(self, parent: Any, **kwargs: Any) -> None:
-            super().__init__(parent, **kwargs)
-            self.heartbeat: Heartbeat | None = None
-            self.runtime: Runtime | None = None
-
-        def start(self, parent: Any) -> None:
-            del parent
-            self.runtime = Runtime.open(settings, yard=yard)
-            self.heartbeat = Heartbeat(self.runtime, pool)
-            self.heartbeat.start()
-
-        def stop(self, parent: Any) -> None:
-            del parent
-            if self.heartbeat is not None:
-                self.heartbeat.stop()
-            if self.runtime is not None:
-                self.runtime.close()
-
-    return HeartbeatStep
 
 
 def worker_argv(settings: Settings, pool: str, loglevel: str) -> list[str]:
