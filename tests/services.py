@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -95,6 +96,82 @@ def pg_database() -> Iterator[str]:
     finally:
         with pg_admin() as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (initdb in a temp folder, its own port), which a
+    test may restart; the shared server is never touched.
+
+    initdb refuses to run as root, so as root the cluster belongs to `nobody`.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.directory = Path(tempfile.mkdtemp(prefix="jy-pg-"))
+        self.data = self.directory / "data"
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            os.chown(self.directory, NOBODY_UID, NOBODY_GID)
+            self._as_user = ["setpriv", f"--reuid={NOBODY_UID}", f"--regid={NOBODY_GID}",
+                             "--clear-groups"]  # fmt: skip
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def init(self) -> None:
+        """Create the cluster (trust auth on loopback) and start it."""
+        self._run(
+            _pg_binary("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+            "--no-sync", "-E", "UTF8",
+        )  # fmt: skip
+        self.start()
+
+    def start(self) -> None:
+        self._ctl("start", "-w", "-t", "30", "-o", self._options())
+
+    def restart(self, mode: str = "immediate") -> None:
+        """`pg_ctl restart -m MODE`: every client connection dies."""
+        self._ctl("restart", "-m", mode, "-w", "-t", "30", "-o", self._options())
+
+    def stop(self) -> None:
+        self._ctl("stop", "-m", "immediate", "-w", "-t", "30", check=False)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _options(self) -> str:
+        return (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
+            "-c fsync=off -c max_connections=200"
+        )
+
+    def _ctl(self, *args: str, check: bool = True) -> None:
+        log = str(self.directory / "postgres.log")
+        self._run(_pg_binary("pg_ctl"), "-D", str(self.data), "-l", log, *args, check=check)
+
+    def _run(self, *argv: str, check: bool = True) -> None:
+        result = subprocess.run(
+            [*self._as_user, *argv], capture_output=True, text=True, timeout=60, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(argv[:2])} failed: {result.stderr or result.stdout}")
+
+
+NOBODY_UID = 65534
+NOBODY_GID = 65534
+
+
+def _pg_binary(name: str) -> str:
+    """A PostgreSQL server program: on PATH, or in Debian's versioned folder."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if not candidates:
+        pytest.fail(f"{name} not found: apt-get install postgresql", pytrace=False)
+    return str(candidates[-1])
 
 
 # -- SQLite -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ and the reaper retries them. Failures are recorded at once, as in the single-job
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -20,11 +21,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-
 from jobyard.events.types import state_event
 from jobyard.execution import executor
 from jobyard.store import batches
+from jobyard.store.db import is_transient
 from jobyard.store.records import JobRecord
 
 log = logging.getLogger(__name__)
@@ -56,19 +56,28 @@ class BulkSuccesses:
         self._wake.set()
 
     def flush(self) -> None:
-        """Record everything queued so far; returns when it is committed."""
+        """Record everything queued so far; returns when it is committed.
+
+        An unavailable database is retried until it is back: these jobs' message is
+        acknowledged only after this returns, and their successes must never be dropped.
+        """
         with self._flushing:
             with self._lock:
                 pending, self._pending = self._pending, []
             if not pending:
                 return
             runtime = self._state.runtime
-            with runtime.db.write() as conn:
-                done = batches.succeed_many(conn, pending)
-                finished = {job.id for job in done}
-                for item in pending:
-                    if item.job.id not in finished:
-                        executor.discard_overtaken(conn, item.job, item.finished_at)
+
+            def record() -> list[JobRecord]:
+                with runtime.db.write() as conn:
+                    done = batches.succeed_many(conn, pending)
+                    finished = {job.id for job in done}
+                    for item in pending:
+                        if item.job.id not in finished:
+                            executor.discard_overtaken(conn, item.job, item.finished_at)
+                return done
+
+            done = runtime.db.retry(record, what=f"recording {len(pending)} finished jobs")
             runtime.events.publish([state_event(job) for job in done])
 
     def _loop(self) -> None:
@@ -102,8 +111,14 @@ def run_chunk(
             ids = job_ids[index : index + group]
             began = time.monotonic()
             try:
-                claimed = _claim_group(state, ids)
-            except DBAPIError as exc:
+                claimed = state.runtime.db.retry(
+                    functools.partial(_claim_group, state, ids),
+                    what=f"claiming {len(ids)} jobs",
+                    give_up_after_s=executor.CLAIM_RETRY_WINDOW_S,
+                )
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 raise ClaimUnavailable(job_ids[index:]) from exc
             for job_id in ids:
                 job = claimed.get(job_id)

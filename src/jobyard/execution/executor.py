@@ -34,6 +34,8 @@ from jobyard.store import jobs, logs
 from jobyard.store.records import JobRecord
 
 log = logging.getLogger(__name__)
+#: How long a claim retries an unavailable database before the message goes back to the broker.
+CLAIM_RETRY_WINDOW_S = 5.0
 
 
 @dataclass
@@ -71,8 +73,18 @@ def claim(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
     """Take the job from `queued` to `running` as a new attempt, or None if not ours.
 
     A job still `running` under a process of this host that no longer exists (a prefork child
-    killed mid-job) is taken over at once; other cases are left to the reaper.
+    killed mid-job) is taken over at once; other cases are left to the reaper. A database that
+    is unavailable is retried for `CLAIM_RETRY_WINDOW_S`, then the error is raised for the
+    caller to hand the message back to the broker.
     """
+    return state.runtime.db.retry(
+        lambda: _claim_once(state, job_id),
+        what=f"claiming job {job_id}",
+        give_up_after_s=CLAIM_RETRY_WINDOW_S,
+    )
+
+
+def _claim_once(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
     runtime = state.runtime
     now = runtime.clock()
     values = claim_values(state, now)
@@ -106,11 +118,23 @@ def take_over_or_skip(
             return None
         if current.state is JobState.RUNNING and is_dead_local_owner(current.lease_owner):
             taken = _take_over(state, conn, current, values, now)
+        elif is_own_unstarted_claim(state, current):
+            return current
     if taken is not None:
         runtime.events.publish([state_event(taken)])
         return taken
     log.debug("job %s is %s; message ignored", job_id, current.state.value)
     return None
+
+
+def is_own_unstarted_claim(state: ProcessState, job: JobRecord) -> bool:
+    """This process claimed the job, but the database's answer was lost (the connection died
+    after the commit) so the attempt never started: the retried claim carries it on."""
+    return (
+        job.state is JobState.RUNNING
+        and job.lease_owner == state.owner
+        and not state.leases.holds(job.id)
+    )
 
 
 def claim_values(state: ProcessState, now: datetime) -> dict[str, Any]:
@@ -201,6 +225,7 @@ def run_attempt(state: ProcessState, job: JobRecord, successes: SuccessSink | No
     handler = BufferingJobHandler(job.id, job.attempt)
     hooks = AttemptHooks(state.runtime, job, handler, state.leases)
     handler.sink = hooks.write_logs
+    # The lease is held until the outcome is recorded, however long the database is away.
     state.leases.hold(job.id, job.attempt)
     try:
         definition = state.runtime.yard.definition(job.type)
@@ -220,9 +245,10 @@ def run_attempt(state: ProcessState, job: JobRecord, successes: SuccessSink | No
         return _fail(state, job, definition, handler, failure)
     except Exception as exc:
         return _fail(state, job, definition, handler, _failure(exc))
+    else:
+        return _succeed(state, job, definition, handler, result, successes)
     finally:
         state.leases.release(job.id)
-    return _succeed(state, job, definition, handler, result, successes)
 
 
 def _failure(
@@ -279,32 +305,49 @@ def _finish(
     ends: jobs.AttemptEnd,
     now: datetime,
 ) -> str:
-    """End the attempt: one statement for state and attempt record, then any log lines."""
-    with state.runtime.db.single() as conn:
-        done = jobs.transition(
-            conn,
-            job.id,
-            source=JobState.RUNNING,
-            target=target,
-            now=now,
-            attempt=job.attempt,
-            values=values,
-            ends=ends,
-        )
+    """End the attempt: one statement for state and attempt record, then any log lines.
+
+    Retried until the database answers: the message is acknowledged only after this returns,
+    and an outcome once reached is never dropped (a restart must not make it run again).
+    """
+    db = state.runtime.db
+
+    def record() -> JobRecord | None:
+        with db.single() as conn:
+            return jobs.transition(
+                conn,
+                job.id,
+                source=JobState.RUNNING,
+                target=target,
+                now=now,
+                attempt=job.attempt,
+                values=values,
+                ends=ends,
+            )
+
+    done = db.retry(record, what=f"recording the outcome of job {job.id}")
     _write_logs(state, job, handler.take())
     if done is not None:
         state.runtime.events.publish([state_event(done)])
-    if done is None:
-        with state.runtime.db.write() as conn:
+        return target.value
+
+    def discard() -> str:
+        with db.write() as conn:
             return discard_overtaken(conn, job, now)
-    return target.value
+
+    return db.retry(discard, what=f"recording the outcome of job {job.id}")
 
 
 def _write_logs(state: ProcessState, job: JobRecord, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    with state.runtime.db.write() as conn:
-        logs.append(conn, rows)
+    db = state.runtime.db
+
+    def append() -> None:
+        with db.write() as conn:
+            logs.append(conn, rows)
+
+    db.retry(append, what=f"writing the log of job {job.id}")
     state.runtime.events.publish([log_event(job, row) for row in rows])
 
 

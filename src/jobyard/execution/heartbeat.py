@@ -18,9 +18,12 @@ from jobyard.errors import ServiceUnavailable
 from jobyard.execution.stall_watch import StallWatch
 from jobyard.runtime import Runtime
 from jobyard.store import workers
+from jobyard.store.db import describe, is_transient
 from jobyard.store.records import WorkerRecord
 
 log = logging.getLogger(__name__)
+#: How long a stopping worker tries to mark itself stopped.
+STOP_RETRY_S = 5.0
 
 
 class Heartbeat:
@@ -85,16 +88,27 @@ class Heartbeat:
     def stop(self) -> None:
         """Stop beating and mark the worker stopped."""
         self._stop.set()
-        try:
-            with self._runtime.db.write() as conn:
+        db = self._runtime.db
+
+        def mark() -> None:
+            with db.write() as conn:
                 workers.stopped(conn, self.record.id, self._runtime.clock())
-        except Exception:  # shutting down with the database gone: the reaper will notice
-            log.warning("could not mark worker stopped", exc_info=True)
+
+        try:
+            db.retry(mark, what="marking the worker stopped", give_up_after_s=STOP_RETRY_S)
+        except Exception as exc:  # shutting down with the database gone: its heartbeat ages
+            log.warning("could not mark the worker stopped: %s", describe(exc))
 
     def _loop(self) -> None:
         interval = self._runtime.settings.worker.heartbeat_interval_s
         while not self._stop.wait(interval):
             try:
                 self.beat()
-            except Exception:  # keep beating through database hiccups
-                log.warning("heartbeat failed", exc_info=True, extra={"action": "heartbeat"})
+            except Exception as exc:  # keep beating through database hiccups
+                transient = is_transient(exc)
+                log.warning(
+                    "heartbeat failed: %s",
+                    describe(exc),
+                    exc_info=not transient,
+                    extra={"action": "heartbeat"},
+                )

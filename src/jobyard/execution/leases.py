@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from jobyard.runtime import Runtime
 from jobyard.store import jobs
+from jobyard.store.db import describe, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ class LeaseKeeper:
             self._held.pop(job_id, None)
             self._lost.discard(job_id)
 
+    def holds(self, job_id: uuid.UUID) -> bool:
+        """Whether an attempt of this job runs in this process now."""
+        with self._lock:
+            return job_id in self._held
+
     def is_lost(self, job_id: uuid.UUID) -> bool:
         """Whether the last renewal found the job no longer ours (cancelled or taken over)."""
         with self._lock:
@@ -56,8 +62,13 @@ class LeaseKeeper:
         while not self._stop.wait(interval):
             try:
                 self.renew()
-            except Exception:  # a database hiccup must not kill the thread; next round retries
-                log.warning("lease renewal failed", exc_info=True, extra={"action": "lease"})
+            except Exception as exc:  # a database hiccup must not kill the thread; next round
+                log.warning(
+                    "lease renewal failed: %s",
+                    describe(exc),
+                    exc_info=not is_transient(exc),
+                    extra={"action": "lease"},
+                )
 
     def renew(self) -> None:
         """Extend every held lease once."""
@@ -66,9 +77,15 @@ class LeaseKeeper:
         if not held:
             return
         settings = self._runtime.settings.worker
-        until = self._runtime.clock() + timedelta(seconds=settings.lease_s)
-        with self._runtime.db.write() as conn:
-            kept = jobs.renew_leases(conn, held, self._owner, until)
+        db = self._runtime.db
+
+        def renew() -> set[uuid.UUID]:
+            until = self._runtime.clock() + timedelta(seconds=settings.lease_s)
+            with db.write() as conn:
+                return jobs.renew_leases(conn, held, self._owner, until)
+
+        # A stale connection after a database restart fails once: try again at once.
+        kept = db.retry(renew, what="renewing leases", give_up_after_s=settings.lease_renew_s)
         with self._lock:
             for job_id in held.keys() - kept:
                 if job_id in self._held:

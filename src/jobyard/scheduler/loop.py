@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 from jobyard import schedules
 from jobyard.dispatch import outbox
+from jobyard.errors import ServiceUnavailable
 from jobyard.execution import liveness
 from jobyard.runtime import Runtime
 from jobyard.scheduler import reaper
 from jobyard.scheduler.firing import fire_due
 from jobyard.scheduler.leader import Leadership
+from jobyard.store.db import describe, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +99,13 @@ class Scheduler:
                 liveness.touch(alive)  # the loop turns, even while the database is down
                 try:
                     self.step()
-                except Exception:  # database or broker down: keep going, retry next tick
-                    log.warning("scheduler tick failed", exc_info=True, extra={"action": "tick"})
+                except Exception as exc:  # database or broker down: keep going, retry next tick
+                    log.warning(
+                        "scheduler tick failed: %s",
+                        describe(exc),
+                        exc_info=not (is_transient(exc) or isinstance(exc, ServiceUnavailable)),
+                        extra={"action": "tick"},
+                    )
                 stop.wait(self.runtime.settings.scheduler.poll_interval_s)
         finally:
             alive.unlink(missing_ok=True)  # stopped on purpose: nothing left to probe

@@ -26,7 +26,21 @@ TIMEOUT_SLACK_S = 5.0
 
 
 def reap_lost(runtime: Runtime, now: datetime) -> int:
-    """Retry or fail running jobs whose lease expired (their worker process is gone)."""
+    """Retry or fail running jobs whose lease expired (their worker process is gone).
+
+    Nothing is reaped until the database server has been up for a whole lease: leases lapse
+    while it restarts although their workers live, and those workers renew them (or record
+    their outcomes) within a lease of its return.
+    """
+    uptime_s = runtime.db.server_uptime_s()
+    if uptime_s is not None and uptime_s < runtime.settings.worker.lease_s:
+        log.info(
+            "the database restarted %.0fs ago; lost jobs are reaped after a lease (%gs)",
+            uptime_s,
+            runtime.settings.worker.lease_s,
+            extra={"action": "reap_deferred"},
+        )
+        return 0
     with runtime.db.read() as conn:
         expired = jobs.expired_leases(conn, now=now, limit=BATCH)
     count = 0

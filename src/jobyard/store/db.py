@@ -1,22 +1,54 @@
-"""Engine and transaction factories.
+"""Engine and transaction factories, and retries that outlast a database restart.
 
 SQLite allows one writer at a time: write transactions start with `BEGIN IMMEDIATE` so that
 concurrent processes queue on the busy timeout instead of failing on a lock upgrade.
+
+A PostgreSQL restart kills every open connection. SQLAlchemy notices the first one that fails
+and invalidates the whole pool, so the next checkout reconnects; `Database.retry` runs an
+operation again until that works (or a deadline passes), so workers, the launcher and the
+scheduler survive the restart instead of dropping what they were recording.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from jobyard.errors import ServiceUnavailable
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_S = 30.0
+#: Backoff between retries of an operation that met an unavailable database.
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 1.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error can pass by itself: a lost connection, a restarting server, a
+    lock or deadlock. Constraint violations and programming errors are not."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    # Raised outside SQLAlchemy's wrapping (closing a connection the server dropped, say).
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(
+        exc, psycopg.OperationalError | psycopg.InterfaceError
+    )
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a log: the driver's own message, without SQLAlchemy's SQL and links."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
 
 
 class Database:
@@ -54,8 +86,55 @@ class Database:
             yield conn
         except BaseException:
             self._held.conn = None
-            conn.close()
+            # Discard it without the pool's reset, which fails (and logs a traceback) on a
+            # connection the server dropped.
+            with suppress(Exception):
+                conn.invalidate()
+            with suppress(Exception):
+                conn.close()
             raise
+
+    def retry(
+        self, operation: Callable[[], T], *, what: str, give_up_after_s: float | None = None
+    ) -> T:
+        """Run `operation` until it gets past transient database errors.
+
+        Args:
+            operation: opens its own transaction (a retry must start from scratch).
+            what: for the one warning logged per outage, e.g. "recording job X".
+            give_up_after_s: re-raise the last error after this long; None: retry until the
+                database is back (for outcomes that must never be dropped).
+        """
+        started = time.monotonic()
+        delay = RETRY_FIRST_S
+        warned = False
+        while True:
+            try:
+                return operation()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                waited = time.monotonic() - started
+                if give_up_after_s is not None and waited + delay > give_up_after_s:
+                    raise
+                if not warned:
+                    log.warning(
+                        "database unavailable while %s; retrying until it is back (%s)",
+                        what,
+                        describe(exc),
+                        extra={"action": "db_retry"},
+                    )
+                    warned = True
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    def server_uptime_s(self) -> float | None:
+        """Seconds since the database server started (PostgreSQL); None for SQLite."""
+        if self.is_sqlite:
+            return None
+        with self.read() as conn:
+            query = "SELECT EXTRACT(EPOCH FROM clock_timestamp() - pg_postmaster_start_time())"
+            return float(conn.execute(text(query)).scalar_one())
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -11,7 +11,6 @@ from typing import Any
 
 from celery import Celery, Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy.exc import DBAPIError
 
 from jobyard.app import Yard
 from jobyard.config import Settings
@@ -22,6 +21,7 @@ from jobyard.execution.leases import LeaseKeeper
 from jobyard.execution.owners import owner_id
 from jobyard.execution.stall_watch import StallWatch
 from jobyard.runtime import Runtime, longest_timeout_s
+from jobyard.store.db import is_transient
 
 log = logging.getLogger(__name__)
 CLAIM_RETRY_S = 2.0
@@ -91,7 +91,9 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
         for index, job_id in enumerate(job_ids):
             try:
                 job = executor.claim(state, uuid.UUID(job_id))
-            except DBAPIError as exc:
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 # Not claimed, so nothing else would deliver these again: ask the broker to.
                 log.warning("database unavailable before job %s started; retrying", job_id)
                 raise task.retry(
