@@ -137,7 +137,12 @@ class PrivatePostgres:
         """`pg_ctl restart -m MODE`: every client connection dies."""
         self._ctl("restart", "-m", mode, "-w", "-t", "30", "-o", self._options())
 
+    def halt(self) -> None:
+        """Stop the server at once (`-m immediate`), keeping its data for `start`."""
+        self._ctl("stop", "-m", "immediate", "-w", "-t", "30")
+
     def stop(self) -> None:
+        """Stop the server and remove the cluster."""
         self._ctl("stop", "-m", "immediate", "-w", "-t", "30", check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
 

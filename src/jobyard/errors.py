@@ -143,6 +143,22 @@ class ServiceUnavailable(JobyardError):
 
     code = "service_unavailable"
     http_status = 503
+    #: Seconds a client should wait before trying again (the HTTP `Retry-After`).
+    retry_after_s: ClassVar[int] = 5
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The job database cannot be reached (restarting, or down); nothing was changed: retry
+    after the `Retry-After` seconds."""
+
+    code = "database_unavailable"
+
+
+class BrokerUnavailable(ServiceUnavailable):
+    """The message broker cannot be reached (restarting, or down); retry after the
+    `Retry-After` seconds."""
+
+    code = "broker_unavailable"
 
 
 class ResultTooLarge(JobyardError):

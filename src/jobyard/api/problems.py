@@ -1,17 +1,34 @@
-"""One place that turns errors into problem JSON `{"code", "message", ...}`."""
+"""One place that turns errors into problem JSON `{"code", "message", ...}`.
+
+A database or broker that is down (or restarting) is a 503 with `Retry-After` and a stable code,
+logged as one line, on every endpoint and dashboard page: clients retry, nothing was changed.
+Those errors get handlers of their own because Starlette's catch-all `Exception` handler
+re-raises after answering, which makes the server log a traceback.
+"""
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 from urllib.parse import quote
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from kombu.exceptions import OperationalError as KombuOperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
-from jobyard.errors import JobyardError, Unauthorized
+from jobyard.errors import (
+    BrokerUnavailable,
+    DatabaseUnavailable,
+    JobyardError,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from jobyard.store.db import describe, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +38,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(JobyardError, _jobyard_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
+    for broker_error in (redis.ConnectionError, redis.TimeoutError, KombuOperationalError):
+        app.add_exception_handler(broker_error, _broker_error)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -33,7 +53,48 @@ async def _jobyard_error(request: Request, exc: JobyardError) -> Response:
     if isinstance(exc, Unauthorized) and _wants_page(request):
         target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         return RedirectResponse(f"/login?next={target}", status_code=303)
+    if isinstance(exc, ServiceUnavailable):
+        return _unavailable(request, exc)
     return problem(exc.http_status, exc.code, exc.message, **exc.details)
+
+
+async def _database_error(request: Request, exc: DBAPIError) -> Response:
+    if not is_transient(exc):
+        return await _unexpected(request, exc)
+    return _unavailable(request, DatabaseUnavailable(), cause=exc)
+
+
+async def _broker_error(request: Request, exc: Exception) -> Response:
+    return _unavailable(request, BrokerUnavailable(), cause=exc)
+
+
+def _unavailable(
+    request: Request, exc: ServiceUnavailable, *, cause: BaseException | None = None
+) -> Response:
+    """503 with `Retry-After`: JSON for the API, a page that reloads itself for a browser."""
+    log.warning(
+        "%s %s: %s (%s)",
+        request.method,
+        request.url.path,
+        exc.code.replace("_", " "),
+        describe(cause or exc.__cause__ or exc),
+        extra={"action": exc.code},
+    )
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    if _wants_page(request):
+        body = UNAVAILABLE_PAGE.format(seconds=exc.retry_after_s, message=html.escape(exc.message))
+        return HTMLResponse(body, status_code=exc.http_status, headers=headers)
+    response = problem(exc.http_status, exc.code, exc.message, **exc.details)
+    response.headers.update(headers)
+    return response
+
+
+UNAVAILABLE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>jobyard: unavailable</title>
+<meta http-equiv="refresh" content="{seconds}"></head>
+<body><h1>jobyard is waiting for a service</h1><p>{message}</p>
+<p>This page reloads itself in {seconds} s.</p></body></html>
+"""
 
 
 def _wants_page(request: Request) -> bool:

@@ -15,7 +15,7 @@ from kombu.exceptions import KombuError, OperationalError
 
 from jobyard.config import Settings
 from jobyard.domain.priorities import broker_priority
-from jobyard.errors import ServiceUnavailable
+from jobyard.errors import BrokerUnavailable
 from jobyard.execution.celery.app import EXECUTE_TASK, make_celery
 from jobyard.store.jobs import Dispatch
 
@@ -44,7 +44,7 @@ class CeleryPublisher:
             with self.app.producer_or_acquire() as producer, _batched(producer):
                 self._send(producer, dispatches)
         except (OperationalError, KombuError, OSError) as exc:
-            raise ServiceUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
+            raise BrokerUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
 
     def _send(self, producer: Any, dispatches: Sequence[Dispatch]) -> None:
         """What `send_task` does, minus the per-message routing and queue declaration."""
@@ -102,7 +102,7 @@ class CeleryPublisher:
             with self.app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=3)
         except (OperationalError, KombuError, OSError) as exc:
-            raise ServiceUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
+            raise BrokerUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
 
     def queue_lengths(self, queues: Sequence[str]) -> dict[str, int]:
         lengths: dict[str, int] = {}
@@ -118,7 +118,7 @@ class CeleryPublisher:
                     finally:
                         _close_quietly(channel)
         except (OperationalError, KombuError, OSError) as exc:
-            raise ServiceUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
+            raise BrokerUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
         return lengths
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from jobyard.errors import ServiceUnavailable
+from jobyard.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -155,13 +155,13 @@ class Database:
         """Check the database answers.
 
         Raises:
-            ServiceUnavailable: naming the URL without its password.
+            DatabaseUnavailable: naming the URL without its password.
         """
         try:
             with self.read() as conn:
                 conn.execute(text("SELECT 1"))
         except OperationalError as exc:
-            raise ServiceUnavailable(
+            raise DatabaseUnavailable(
                 f"database {self.engine.url.render_as_string(hide_password=True)} "
                 f"is unreachable: {exc.orig}"
             ) from exc
