@@ -29,6 +29,7 @@ TEST_POOLS: dict[str, Any] = {
     "general": {"concurrency": 4, "celery_pool": "threads"},
     "media": {"concurrency": 2, "celery_pool": "prefork"},
     "bulk": {"concurrency": 1, "celery_pool": "prefork", "dispatch_chunk": 10},
+    "io": {"concurrency": 2, "celery_pool": "threads"},
 }
 FAST_TIMINGS: dict[str, Any] = {
     "worker": {

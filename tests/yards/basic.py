@@ -93,8 +93,9 @@ def record(ctx: JobContext, key: str, directory: str, sleep_s: float = 0.0) -> i
 
 
 yard.job("t.record", pool="media", timeout_s=120)(record)
-#: The same job on the threads pool, for tests that need both Celery pool kinds busy at once.
+#: The same job on other pools, for tests that keep several Celery pool kinds busy at once.
 yard.job("t.record_general", pool="general", timeout_s=120)(record)
+yard.job("t.record_io", pool="io", timeout_s=120)(record)
 
 
 @yard.job("t.bulk", pool="bulk", retries=1, backoff_s=0.05)
