@@ -6,12 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from jobyard import access
 from jobyard.api import problems
+from jobyard.api.deps import storable_params
 from jobyard.api.metrics import make_registry
 from jobyard.api.routes import audit, events, health, jobs, pools, schedules
 from jobyard.app import Yard
@@ -59,6 +60,7 @@ def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None
         version="0.1.0",
         description="Submit, follow and control background jobs.",
         lifespan=lifespan,
+        dependencies=[Depends(storable_params)],
     )
     app.state.auth_mode = auth_mode
     problems.install(app)

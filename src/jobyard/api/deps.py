@@ -5,8 +5,27 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
+from jobyard.domain.storable import text_problem
+from jobyard.errors import InvalidRequest
 from jobyard.runtime import Runtime
+
+
+def storable_params(connection: HTTPConnection) -> None:
+    """Refuse query parameters the database cannot hold (NUL, lone surrogates) with a 422
+    naming the parameter, before any route reads them.
+
+    Raises:
+        InvalidRequest: naming the first bad parameter.
+    """
+    for name, value in connection.query_params.multi_items():
+        problem = text_problem(name) or text_problem(value)
+        if problem:
+            raise InvalidRequest(
+                f"query parameter '{name}' {problem}",
+                errors=[{"field": name, "message": problem, "type": "value_error"}],
+            )
 
 
 def get_runtime(request: Request) -> Runtime:

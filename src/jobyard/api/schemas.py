@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jobyard.domain.limits import MAX_PRIORITY, MIN_PRIORITY
 from jobyard.domain.schedules import Catchup, ManagedBy, Overlap
 from jobyard.domain.states import JobState
+from jobyard.domain.storable import storable_args, storable_text
 from jobyard.store.records import AttemptRecord, JobRecord, LogRecord, WorkerRecord
 from jobyard.store.schedules import ScheduleRecord
 
@@ -209,6 +210,16 @@ class SchedulePatch(_Body):
     catchup: Catchup | None = None
     paused: bool | None = None
     description: str | None = None
+
+    @field_validator("args")
+    @classmethod
+    def _storable_args(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else storable_args(value)
+
+    @field_validator("name", "type", "cron", "timezone", "description", mode="before")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        return storable_text(value)
 
 
 class SchedulePublic(BaseModel):

@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from jobyard.app import JobDefinition
 from jobyard.dispatch import outbox
 from jobyard.domain.ids import uuid7
 from jobyard.domain.limits import MAX_ARGS_BYTES, MAX_BATCH_JOBS, MAX_PRIORITY, MIN_PRIORITY
 from jobyard.domain.states import JobState
+from jobyard.domain.storable import json_problem, text_problem
 from jobyard.errors import (
     ArgsTooLarge,
     BatchTooLarge,
@@ -27,6 +26,7 @@ from jobyard.errors import (
 from jobyard.events.types import state_event
 from jobyard.runtime import Runtime
 from jobyard.store import jobs
+from jobyard.store.db import is_unique_violation
 from jobyard.store.jobs import Dispatch
 from jobyard.store.records import JobRecord
 
@@ -146,6 +146,7 @@ def job_row(
         InvalidRequest: unknown type, invalid or oversized args, bad priority.
     """
     definition = runtime.yard.definition(request.type)
+    _check_storable(request)
     size = len(json.dumps(request.args, separators=(",", ":"), default=str))
     if size > MAX_ARGS_BYTES:
         raise ArgsTooLarge(
@@ -160,6 +161,26 @@ def job_row(
             f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {priority}"
         )
     return _new_row(runtime, definition, args, priority, request, submitted_by, now)
+
+
+def _check_storable(request: JobRequest) -> None:
+    """Args and key must be stored exactly as sent (no NUL, NaN, surrogates, deep nesting).
+
+    Raises:
+        InvalidArgs: naming the field (`args.path`) and what is wrong with it.
+        InvalidRequest: for the idempotency key.
+    """
+    if request.idempotency_key is not None:
+        problem = text_problem(request.idempotency_key)
+        if problem:
+            raise InvalidRequest(f"idempotency_key {problem}")
+    found = json_problem(request.args, "args")
+    if found is not None:
+        path, problem = found
+        raise InvalidArgs(
+            f"args for job type '{request.type}' cannot be stored: {path} {problem}",
+            errors=[{"field": path.removeprefix("args."), "message": problem, "type": "value"}],
+        )
 
 
 def _new_row(
@@ -189,24 +210,42 @@ def _new_row(
     }
 
 
+#: Tries of a store that lost an idempotency-key race (the winner's row is then read).
+STORE_TRIES = 3
+
+
 def _store(runtime: Runtime, rows: list[dict[str, Any]]) -> list[Submitted]:
+    """Insert the rows, answering with the stored job for keys already used.
+
+    Concurrent submits with one key race on the unique index: the loser reads the winner's
+    row on its next try, so every caller gets the same job.
+    """
+    for tries_left in reversed(range(STORE_TRIES)):
+        try:
+            return _store_once(runtime, rows)
+        except Exception as exc:
+            if not is_unique_violation(exc) or not tries_left:
+                if is_unique_violation(exc):
+                    raise Conflict(
+                        "another request used the same idempotency_key at the same moment; "
+                        "send it again to receive the stored job"
+                    ) from exc
+                raise
+    raise AssertionError("unreachable")
+
+
+def _store_once(runtime: Runtime, rows: list[dict[str, Any]]) -> list[Submitted]:
     keyed = [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]
-    try:
-        with runtime.db.write() as conn:
-            existing = jobs.by_idempotency_keys(conn, keyed) if keyed else {}
-            new_rows = []
-            for row in rows:
-                match = existing.get(row["idempotency_key"]) if row["idempotency_key"] else None
-                if match is not None:
-                    _check_same(match, row)
-                else:
-                    new_rows.append(row)
-            jobs.insert_many(conn, new_rows)
-    except IntegrityError as exc:
-        raise Conflict(
-            "another request used the same idempotency_key at the same moment; send it again "
-            "to receive the stored job"
-        ) from exc
+    with runtime.db.write() as conn:
+        existing = jobs.by_idempotency_keys(conn, keyed) if keyed else {}
+        new_rows = []
+        for row in rows:
+            match = existing.get(row["idempotency_key"]) if row["idempotency_key"] else None
+            if match is not None:
+                _check_same(match, row)
+            else:
+                new_rows.append(row)
+        jobs.insert_many(conn, new_rows)
     created_ids = {r["id"] for r in new_rows}
     return [
         Submitted(existing[r["idempotency_key"]], False)

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from jobyard.domain.limits import MAX_PRIORITY, MIN_PRIORITY
+from jobyard.domain.storable import storable_args, storable_text
 from jobyard.domain.triggers import check_timezone, normalize_cron, parse_duration
 
 SCHEDULE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
@@ -70,6 +71,16 @@ class ScheduleSpec(BaseModel):
     catchup: Catchup = Field(Catchup.RUN_ONCE, description="skip_missed | run_once | run_all")
     paused: bool = Field(False, description="Created paused.")
     description: str | None = Field(None, max_length=1000)
+
+    @field_validator("args")
+    @classmethod
+    def _storable_args(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return storable_args(value)  # type: ignore[no-any-return]
+
+    @field_validator("name", "type", "cron", "timezone", "description", mode="before")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        return storable_text(value)
 
     @field_validator("cron")
     @classmethod

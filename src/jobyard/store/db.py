@@ -20,7 +20,7 @@ from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from jobyard.errors import DatabaseUnavailable
 
@@ -42,6 +42,15 @@ def is_transient(exc: BaseException) -> bool:
     return psycopg is not None and isinstance(
         exc, psycopg.OperationalError | psycopg.InterfaceError
     )
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """Whether an insert lost a race on a unique index (wrapped by SQLAlchemy or raw from a
+    COPY on the driver's own connection)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.errors.UniqueViolation)
 
 
 def describe(exc: BaseException) -> str:

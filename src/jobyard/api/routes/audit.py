@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from jobyard.api.auth import Admin
 from jobyard.api.deps import RuntimeDep
 from jobyard.api.schemas import Problem
+from jobyard.domain.storable import MAX_INT
 from jobyard.store import audit
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -42,7 +43,7 @@ def list_audit(
     _caller: Admin,
     actor: Annotated[str | None, Query(max_length=100)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    cursor: int | None = None,
+    cursor: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
     """Audit entries, filtered by actor or action."""

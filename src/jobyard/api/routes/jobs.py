@@ -23,6 +23,7 @@ from jobyard.api.schemas import (
 from jobyard.dispatch import submit
 from jobyard.domain.limits import MAX_PAGE_SIZE
 from jobyard.domain.states import JobState
+from jobyard.domain.storable import MAX_INT
 from jobyard.store import jobs, logs
 
 JSON_TYPE = "application/json"
@@ -119,7 +120,7 @@ def get_logs(
     job_id: uuid.UUID,
     runtime: RuntimeDep,
     _caller: Viewer,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> LogsPage:
     """Log lines the job wrote, after the `after` cursor."""
