@@ -6,9 +6,8 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 
 from jobyard.cli import (
@@ -81,6 +80,16 @@ app.command("worker")(processes.worker)
 app.command("scheduler")(processes.scheduler)
 
 
+def _click_exception_class() -> type[Exception]:
+    """The ClickException class the CLI raises: typer ≥ 0.2x ships its own copy of click, so
+    `click.ClickException` would not catch its usage errors."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+#: Usage errors (missing argument, unknown command or option, bad value): exit 2.
+USAGE_ERRORS: Any = _click_exception_class()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, render errors as one line per cause, exit with a code."""
     args = sys.argv[1:] if argv is None else argv
@@ -88,12 +97,12 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="jobyard", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except USAGE_ERRORS as exc:
+        exc.show()  # click's usage line, then the error
         sys.exit(exitcodes.USAGE)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         console(stderr=True).print("interrupted")
         sys.exit(exitcodes.INTERRUPTED)
     except JobyardError as exc:
