@@ -33,6 +33,7 @@ from pydantic_settings import (
 from jobyard.domain.routing import queue_name
 from jobyard.domain.schedules import ScheduleSpec
 from jobyard.errors import ConfigError
+from jobyard.redaction import mask
 
 ENV_PREFIX = "JOBYARD_"
 CONFIG_ENV = "JOBYARD_CONFIG"
@@ -475,7 +476,7 @@ def format_validation_error(exc: ValidationError, source: Path | None = None) ->
         template = _MESSAGES.get(error["type"])
         ctx = error.get("ctx") or {}
         message = template.format(**ctx) if template else error["msg"].removeprefix("Value error, ")
-        got = error.get("input")
+        got = mask(path, error.get("input"))
         suffix = (
             f" (got {got!r})"
             if error["type"] not in {"extra_forbidden", "missing"} and _is_scalar(got)

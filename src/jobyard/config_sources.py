@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jobyard.config import ENV_PREFIX, Settings, find_config_file
+from jobyard.redaction import mask, redact_url
 
 
 def describe(
@@ -27,9 +28,9 @@ def describe(
             source = f"file {path}"
         else:
             source = "default"
-        rows.append((key, value, source))
-    rows.append(("(resolved) database", _redact(settings.database), "derived"))
-    rows.append(("(resolved) broker", _redact(settings.broker), "derived"))
+        rows.append((key, mask(key, value), source))
+    rows.append(("(resolved) database", redact_url(settings.database), "derived"))
+    rows.append(("(resolved) broker", redact_url(settings.broker), "derived"))
     return rows
 
 
@@ -50,11 +51,3 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[dotted] = value
     return flat
-
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest and ":" in rest.split("@", 1)[0]:
-        user = rest.split("@", 1)[0].split(":", 1)[0]
-        rest = f"{user}:***@{rest.split('@', 1)[1]}"
-    return f"{scheme}{sep}{rest}"

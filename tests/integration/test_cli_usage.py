@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,3 +63,27 @@ def test_unknown_command_and_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == exitcodes.USAGE and "No such option" in output
     code, _ = _run(["--help"], capsys)
     assert code == exitcodes.OK
+
+
+def test_credentials_are_masked_and_causes_take_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "jobyard.toml"
+    config.write_text(
+        'yard = "jobyard.packs.demo:yard"\n'
+        'database_url = "postgresql://app:hunter2@127.0.0.1:1/jobs"\n'
+        'events_url = "redis://:pw-for-events@127.0.0.1:1/0"\n'
+        "[pools.general]\n[pools.media]\n"
+    )
+    code, output = _run(["--config", str(config), "config", "show"], capsys)
+    assert code == exitcodes.OK
+    assert "hunter2" not in output and "pw-for-events" not in output
+    assert "app:***@127.0.0.1:1/jobs" in output
+    code, output = _run(["--config", str(config), "jobs", "ls"], capsys)
+    assert code == exitcodes.UNAVAILABLE and "hunter2" not in output
+    assert output.count("Connection refused") == 1, output
+    monkeypatch.setenv("JOBYARD_AUTH__BOOTSTRAP_ADMIN_KEY", "not-a-key-but-a-secret")
+    code, output = _run(["--config", str(config), "config", "show"], capsys)
+    assert code == exitcodes.USAGE and "not-a-key-but-a-secret" not in output
+    assert "auth.bootstrap_admin_key: must be 'jy_'" in output
+    assert "errors.pydantic.dev" not in output and len(output.strip().splitlines()) == 2

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from jobyard.cli import (
     config_cmd,
@@ -118,15 +119,28 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else exitcodes.OK)
 
 
+def _first_line(exc: BaseException) -> str:
+    """The cause's own words: first line, without SQLAlchemy's `(driver.Error) ` prefix."""
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    return line.split(") ", 1)[1] if line.startswith("(") and ") " in line else line
+
+
 def _report(exc: JobyardError, verbose: bool) -> int:
     err = console(stderr=True)
     if verbose:
         err.print(traceback.format_exc(), markup=False)
     chain = causes(exc)
     err.print(f"error: {exc.message}", markup=False, style="bold red")
+    shown = [exc.message]
     for cause in chain[:-1]:
-        if not isinstance(cause, JobyardError):
-            err.print(f"  caused by {type(cause).__name__}: {cause}", markup=False)
+        line = _first_line(cause)
+        # pydantic's dump repeats what the message already says, field by field; a driver's
+        # error is often the same text SQLAlchemy wraps again: one line per cause, once.
+        if isinstance(cause, JobyardError | ValidationError) or any(line in s for s in shown):
+            continue
+        err.print(f"  caused by {type(cause).__name__}: {line}", markup=False)
+        shown.append(line)
     if isinstance(exc, ConfigError):
         return exitcodes.USAGE
     if isinstance(exc, ServiceUnavailable):

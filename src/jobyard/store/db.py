@@ -172,7 +172,7 @@ class Database:
         except OperationalError as exc:
             raise DatabaseUnavailable(
                 f"database {self.engine.url.render_as_string(hide_password=True)} "
-                f"is unreachable: {exc.orig}"
+                f"is unreachable: {describe(exc).split(': ', 1)[-1]}"
             ) from exc
 
     def dispose(self) -> None:
