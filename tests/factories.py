@@ -37,6 +37,7 @@ FAST_TIMINGS: dict[str, Any] = {
         "lease_s": 3.0,
         "lease_renew_s": 1.0,
         "hard_timeout_grace_s": 1.0,
+        "cancel_grace_s": 1.0,
     },
     "scheduler": {
         "poll_interval_s": 0.2,

@@ -188,6 +188,13 @@ class WorkerSettings(_Section):
     lost_attempts_max: int = Field(
         3, ge=1, description="Attempts a job gets when its workers keep dying (poison guard)."
     )
+    cancel_grace_s: float = Field(
+        10.0,
+        ge=0,
+        description="Prefork pools: a cancelled job still running this long after its worker "
+        "noticed the cancel (at its next lease renewal) is stopped by ending its worker process. "
+        "Threads pools cannot stop a thread: their jobs stop when they check `ctx.cancelled()`.",
+    )
     stall_after_s: float = Field(
         15.0,
         gt=0,

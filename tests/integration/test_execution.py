@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -75,6 +76,30 @@ def test_cancel_running_job(running: Stack, tmp_path: Path) -> None:
 
     assert wait_for(attempt_recorded, timeout_s=20, what="attempt end") == [(1, "cancelled")]
     assert jobs.get(running.runtime.db, job_id).state is JobState.CANCELLED
+
+
+def test_hard_cancel_ends_a_prefork_job_that_ignores_it(running: Stack, tmp_path: Path) -> None:
+    """`media` is a prefork pool: its child is ended, the pool carries on with a new one."""
+    from jobyard import actions
+
+    marker = tmp_path / "pid"
+    job_id = _submit(running, "t.ignores_cancel", marker=str(marker))
+    wait_for(lambda: marker.exists() and marker.read_text(), timeout_s=20, what="job start")
+    child = int(marker.read_text())
+    actions.cancel(running.runtime, job_id)
+    wait_for(lambda: not _alive(child), timeout_s=20, what="the child to be ended")
+    assert attempts(running, job_id) == [(1, "cancelled")]
+    assert jobs.get(running.runtime.db, job_id).state is JobState.CANCELLED
+    after = finished(running, _submit(running, "t.progress", steps=1, delay_s=0))
+    assert after.state is JobState.SUCCEEDED
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_timeout_stops_the_attempt(running: Stack) -> None:

@@ -78,6 +78,14 @@ def until_cancelled(ctx: JobContext, marker: str) -> str:
     return "not cancelled"
 
 
+@yard.job("t.ignores_cancel", pool="media", timeout_s=120)
+def ignores_cancel(marker: str) -> str:
+    """Never looks at `ctx.cancelled()`: only a hard cancel stops it."""
+    Path(marker).write_text(str(os.getpid()))
+    time.sleep(60)
+    return "ran to the end"
+
+
 @yard.job("t.slow_timeout", pool="media", timeout_s=1)
 def slow_timeout() -> None:
     time.sleep(30)

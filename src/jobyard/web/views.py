@@ -180,12 +180,28 @@ def _job(runtime: Runtime, job_id: uuid.UUID) -> dict[str, Any]:
     record = jobs.get(runtime.db, job_id)
     with runtime.db.read() as conn:
         attempts = jobs.attempts(conn, job_id)
+    pool = runtime.settings.pools.get(record.pool)
     return {
         "job": record,
         "attempts": attempts,
+        "cancel_hint": _cancel_hint(runtime, pool.celery_pool if pool else None),
         "cancellable": {s.value for s in CANCELLABLE_STATES},
         "retryable": {s.value for s in RETRYABLE_BY_USER_STATES},
     }
+
+
+def _cancel_hint(runtime: Runtime, celery_pool: str | None) -> str:
+    """What Cancel does to a running job of this pool kind (the button's tooltip)."""
+    if celery_pool == "prefork":
+        grace = runtime.settings.worker.cancel_grace_s
+        return (
+            "A running job sees ctx.cancelled(); if it is still running "
+            f"{grace:g}s after its worker notices, its worker process is ended."
+        )
+    return (
+        "A running job of this pool stops only when its code checks ctx.cancelled(): "
+        "threads cannot be ended from outside."
+    )
 
 
 @router.get("/submit", response_class=HTMLResponse)

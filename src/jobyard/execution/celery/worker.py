@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -14,7 +15,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from jobyard.app import Yard
 from jobyard.config import Settings
-from jobyard.execution import chunks, executor
+from jobyard.execution import chunks, executor, hard_cancel
 from jobyard.execution.celery import steps
 from jobyard.execution.celery.app import EXECUTE_TASK, make_celery
 from jobyard.execution.leases import LeaseKeeper
@@ -30,9 +31,10 @@ CLAIM_RETRY_S = 2.0
 class ProcessStateHolder:
     """Builds the executor state once per process, after a prefork fork."""
 
-    def __init__(self, settings: Settings, yard: Yard) -> None:
+    def __init__(self, settings: Settings, yard: Yard, *, hard_cancel: bool) -> None:
         self._settings = settings
         self._yard = yard
+        self._hard_cancel = hard_cancel
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._state: executor.ProcessState | None = None
@@ -44,15 +46,24 @@ class ProcessStateHolder:
             if self._state is None or self._pid != os.getpid():
                 runtime = Runtime.open(self._settings, yard=self._yard, check_schema=False)
                 owner = owner_id()
+                on_abandoned = (
+                    functools.partial(self._end_process, runtime) if self._hard_cancel else None
+                )
                 self._state = executor.ProcessState(
                     runtime=runtime,
                     owner=owner,
-                    leases=LeaseKeeper(runtime, owner),
+                    leases=LeaseKeeper(runtime, owner, on_abandoned=on_abandoned),
                     timeout_errors=(SoftTimeLimitExceeded,),
                 )
                 self._successes = chunks.BulkSuccesses(self._state)
                 self._pid = os.getpid()
             return self._state
+
+    def _end_process(self, runtime: Runtime, job_id: uuid.UUID, attempt: int) -> None:
+        """Hard cancel: record the chunk's finished jobs first, so none of them runs again."""
+        if self._successes is not None:
+            self._successes.flush()
+        hard_cancel.end_this_process(runtime, job_id, attempt)
 
     def successes(self) -> chunks.BulkSuccesses:
         """This process's bulk recorder of chunked jobs' successes."""
@@ -64,7 +75,9 @@ class ProcessStateHolder:
 def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
     """The Celery app a `jobyard worker --pool NAME` process runs."""
     app = make_celery(settings, longest_timeout_s(yard))
-    holder = ProcessStateHolder(settings, yard)
+    # One job per prefork child: ending the child stops exactly the cancelled job.
+    prefork = settings.pools[pool].celery_pool == "prefork"
+    holder = ProcessStateHolder(settings, yard, hard_cancel=prefork)
 
     @app.task(  # type: ignore[untyped-decorator]
         name=EXECUTE_TASK,
