@@ -163,7 +163,7 @@ def test_deploy_kubernetes_command_writes_files(tmp_path: Path) -> None:
         'yard = "tests.yards.basic:yard"\n'
         + "".join(
             f'[pools.{name}]\nresources = {{ cpu = "1", memory = "1Gi" }}\n'
-            for name in ("general", "media", "bulk")
+            for name in ("general", "media", "bulk", "io")
         ),
         encoding="utf-8",
     )
@@ -312,7 +312,7 @@ def test_the_cli_refuses_without_a_traceback_and_writes_nothing(tmp_path: Path) 
     config = tmp_path / "jobyard.toml"
     config.write_text(
         'yard = "tests.yards.basic:yard"\n[pools.general]\n[pools.media]\n'
-        '[pools.bulk]\nrequirements = "bulk.txt"\n',
+        '[pools.io]\n[pools.bulk]\nrequirements = "bulk.txt"\n',
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}

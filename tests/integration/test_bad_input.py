@@ -15,6 +15,9 @@ from fastapi.testclient import TestClient
 from jobyard.dispatch import submit
 from jobyard.runtime import Runtime
 
+# The checks run before any backend is touched; PostgreSQL is where these inputs used to fail.
+pytestmark = pytest.mark.parametrize("backend", ["postgres-redis"], indirect=True)
+
 
 def _jobs(client: TestClient) -> int:
     return len(client.get("/api/v1/jobs", params={"limit": 500}).json()["items"])
