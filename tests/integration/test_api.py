@@ -213,6 +213,12 @@ def test_a_stalled_worker_shows_in_pools_workers_and_metrics(client: TestClient)
     pools = {p["name"]: p for p in client.get("/api/v1/pools").json()}
     assert pools["media"]["workers_alive"] == 1 and pools["media"]["workers_stalled"] == 1
     assert pools["general"]["workers_stalled"] == 0
+    capacity = {c["pool"]: c for c in client.get("/api/v1/capacity").json()}
+    assert capacity["media"] == {
+        "pool": "media", "mode": "workers", "workers": 1, "slots": 2, "used": 0, "free": 2,
+        "queued": 0,
+    }  # fmt: skip
+    assert capacity["general"]["slots"] == 0
     (worker,) = client.get("/api/v1/workers").json()
     assert worker["alive"] and worker["stalled_since"] is not None
     assert 'jobyard_workers_stalled{pool="media"} 1.0' in client.get("/metrics").text

@@ -155,6 +155,18 @@ class PoolPublic(BaseModel):
     job_types: list[str]
 
 
+class CapacityPublic(BaseModel):
+    """How much of a pool is in use: slots of its live workers against its running jobs."""
+
+    pool: str
+    mode: str
+    workers: int = Field(description="Live workers (fresh heartbeat).")
+    slots: int = Field(description="Jobs the live workers can run at once (their concurrency).")
+    used: int = Field(description="Jobs running now.")
+    free: int = Field(description="Slots not in use; 0 when more jobs run than slots are known.")
+    queued: int
+
+
 class WorkerPublic(BaseModel):
     """A worker process."""
 

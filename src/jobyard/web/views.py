@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse
 from jobyard.access import Principal
 from jobyard.api.auth import require
 from jobyard.api.deps import RuntimeDep
-from jobyard.api.routes.pools import alive_workers, list_pools
+from jobyard.api.routes.pools import alive_workers, capacity, list_pools
 from jobyard.domain.roles import Role
 from jobyard.domain.states import CANCELLABLE_STATES, RETRYABLE_BY_USER_STATES, JobState
 from jobyard.runtime import Runtime
@@ -263,6 +263,7 @@ def _pools(runtime: Runtime) -> dict[str, Any]:
         listing = workers.listing(conn)
     return {
         "pools": list_pools(runtime),
+        "capacity": {c.pool: c for c in capacity(runtime)},
         "workers": listing,
         "alive": {w.id for w in alive_workers(runtime, listing)},
     }

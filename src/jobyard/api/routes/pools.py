@@ -1,4 +1,4 @@
-"""`/api/v1/pools`, `/api/v1/workers`, `/api/v1/job-types`."""
+"""`/api/v1/pools`, `/api/v1/capacity`, `/api/v1/workers`, `/api/v1/job-types`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from jobyard.api.auth import require
 from jobyard.api.deps import RuntimeDep
-from jobyard.api.schemas import JobTypePublic, PoolPublic, WorkerPublic
+from jobyard.api.schemas import CapacityPublic, JobTypePublic, PoolPublic, WorkerPublic
 from jobyard.domain.roles import Role
 from jobyard.runtime import Runtime
 from jobyard.store import jobs, workers
@@ -55,6 +55,32 @@ def list_pools(runtime: RuntimeDep) -> list[PoolPublic]:
                 workers_stalled=stalled[name],
                 oldest_queued_age_s=(now - oldest).total_seconds() if oldest else None,
                 job_types=sorted(types.get(name, [])),
+            )
+        )
+    return out
+
+
+@router.get("/capacity")
+def capacity(runtime: RuntimeDep) -> list[CapacityPublic]:
+    """Per pool: live workers, their slots, slots in use and free, and jobs waiting."""
+    with runtime.db.read() as conn:
+        stats = jobs.pool_stats(conn)
+        listing = workers.listing(conn)
+    live = alive_workers(runtime, listing)
+    out = []
+    for name, config in runtime.settings.pools.items():
+        stat = stats.get(name)
+        slots = sum(w.concurrency for w in live if w.pool == name)
+        used = stat.running if stat else 0
+        out.append(
+            CapacityPublic(
+                pool=name,
+                mode=config.mode,
+                workers=sum(1 for w in live if w.pool == name),
+                slots=slots,
+                used=used,
+                free=max(0, slots - used),
+                queued=stat.queued if stat else 0,
             )
         )
     return out
