@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import traceback
 import uuid
 from dataclasses import dataclass
@@ -47,6 +48,10 @@ class ProcessState:
     leases: LeaseKeeper
     #: Exceptions that mean "the attempt ran out of time" (Celery's soft time limit).
     timeout_errors: tuple[type[BaseException], ...] = ()
+    #: Threads of this process inside `claim` for a job: only a claim that is alone on its job
+    #: may carry on a claim of its own whose answer was lost (threads pools get duplicates).
+    claiming: dict[uuid.UUID, set[int]] = dataclasses.field(default_factory=dict)
+    claiming_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
 @dataclass(frozen=True)
@@ -77,11 +82,21 @@ def claim(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
     is unavailable is retried for `CLAIM_RETRY_WINDOW_S`, then the error is raised for the
     caller to hand the message back to the broker.
     """
-    return state.runtime.db.retry(
-        lambda: _claim_once(state, job_id),
-        what=f"claiming job {job_id}",
-        give_up_after_s=CLAIM_RETRY_WINDOW_S,
-    )
+    me = threading.get_ident()
+    with state.claiming_lock:
+        state.claiming.setdefault(job_id, set()).add(me)
+    try:
+        return state.runtime.db.retry(
+            lambda: _claim_once(state, job_id),
+            what=f"claiming job {job_id}",
+            give_up_after_s=CLAIM_RETRY_WINDOW_S,
+        )
+    finally:
+        with state.claiming_lock:
+            threads = state.claiming.get(job_id, set())
+            threads.discard(me)
+            if not threads:
+                state.claiming.pop(job_id, None)
 
 
 def _claim_once(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
@@ -99,6 +114,8 @@ def _claim_once(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
             next_attempt=True,
         )
     if job is not None:
+        # Held before `claim` returns, so no other thread can mistake it for a lost claim.
+        state.leases.hold(job.id, job.attempt)
         runtime.events.publish([state_event(job)])
         return job
     return take_over_or_skip(state, job_id, values, now)
@@ -129,9 +146,16 @@ def take_over_or_skip(
 
 def is_own_unstarted_claim(state: ProcessState, job: JobRecord) -> bool:
     """This process claimed the job, but the database's answer was lost (the connection died
-    after the commit) so the attempt never started: the retried claim carries it on."""
+    after the commit) so the attempt never started: the retried claim carries it on.
+
+    Only the thread whose claim that was, alone on the job, may: a duplicate message taken
+    by another thread meanwhile must not start the job a second time.
+    """
+    with state.claiming_lock:
+        alone = state.claiming.get(job.id) == {threading.get_ident()}
     return (
-        job.state is JobState.RUNNING
+        alone
+        and job.state is JobState.RUNNING
         and job.lease_owner == state.owner
         and not state.leases.holds(job.id)
     )

@@ -76,11 +76,13 @@ class Heartbeat:
             return None
         mono = time.monotonic()
         queue = self.record.queue
-        try:
-            backlog = self._runtime.publisher.queue_lengths([queue]).get(queue, 0)
-        except ServiceUnavailable:
-            backlog = 0  # the broker is down: Celery's own reconnect handles that, not a stall
         free = self.record.concurrency - self._busy_slots()
+        backlog = 0  # a busy worker cannot stall: the broker is asked only with a free slot
+        if free > 0:
+            try:
+                backlog = self._runtime.publisher.queue_lengths([queue]).get(queue, 0)
+            except ServiceUnavailable:
+                pass  # the broker is down: Celery's own reconnect handles that, not a stall
         self._watch.sample(mono, free_slots=free, backlog=backlog)
         stalled = self._watch.stalled_since()
         return None if stalled is None else now - timedelta(seconds=mono - stalled)
