@@ -87,11 +87,20 @@ def _serving(url: str) -> bool:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page; the test fails if the Content-Security-Policy blocked anything on it."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
     opened.set_default_timeout(20_000)
+    refused: list[str] = []
+    opened.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield opened
     context.close()
+    assert not refused, f"the page broke its Content-Security-Policy: {refused}"
 
 
 @pytest.fixture(scope="session", autouse=True)

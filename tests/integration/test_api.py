@@ -232,3 +232,13 @@ def test_readyz_reports_unreachable_broker(settings: Settings) -> None:
     assert response.status_code == 503
     assert response.json()["database"] == "ok"
     assert "unreachable" in response.json()["broker"]
+
+
+def test_security_headers(client: TestClient) -> None:
+    page = client.get("/", headers={"accept": "text/html"})
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    for response in (page, client.get("/api/v1/pools"), client.get("/docs")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "same-origin"
+    assert "content-security-policy" not in client.get("/docs").headers  # CDN assets

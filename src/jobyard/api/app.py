@@ -15,6 +15,7 @@ from jobyard.api import problems
 from jobyard.api.deps import storable_params
 from jobyard.api.metrics import make_registry
 from jobyard.api.routes import audit, events, health, jobs, pools, schedules
+from jobyard.api.security_headers import SecurityHeaders
 from jobyard.app import Yard
 from jobyard.config import Settings
 from jobyard.events.factory import make_listener
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None
         dependencies=[Depends(storable_params)],
     )
     app.state.auth_mode = auth_mode
+    app.add_middleware(SecurityHeaders)
     problems.install(app)
     app.include_router(jobs.router)
     app.include_router(audit.router)

@@ -140,6 +140,8 @@
       document.getElementById("job-progress").setAttribute("aria-valuenow", String(percent));
       text.textContent = `${percent}%` + (note ? ` · ${note}` : "");
     }
+    /* Set here, not in a style attribute, which the Content-Security-Policy forbids. */
+    bar.style.width = `${document.getElementById("job-progress").getAttribute("aria-valuenow")}%`;
     /* Events from different processes can arrive out of order: keep the newest state. */
     let stateAt = "";
     function setState(state, at) {
@@ -183,6 +185,11 @@
     const refreshPools = refresher("pools", 1000);
     connect("", () => refreshPools());
   }
+
+  /* The submit form reloads for the chosen job type (no inline handler: CSP). */
+  document.body.addEventListener("change", (event) => {
+    if (event.target.id === "submit-type") event.target.form.submit();
+  });
 
   const pages = { overview, jobs, job, pools };
   if (pages[page]) pages[page]();
