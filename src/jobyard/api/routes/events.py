@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
@@ -77,9 +78,27 @@ def _authorize(websocket: WebSocket) -> None:
     """Viewers and up; a browser's cookie login only from the dashboard's own origin."""
     caller = principal_of(websocket)
     if caller.via == "session":
-        origin = websocket.headers.get("origin", "")
-        if origin.split("://", 1)[-1] != websocket.headers.get("host", ""):
+        secure = websocket.url.scheme == "wss"
+        host = websocket.headers.get("host", "")
+        if not same_origin(websocket.headers.get("origin", ""), host, secure=secure):
             raise Forbidden("a cookie login may open the event stream from the dashboard only")
+
+
+def same_origin(origin: str, host: str, *, secure: bool) -> bool:
+    """Whether a browser's `Origin` is the dashboard's own: scheme, host and port all equal
+    (default ports made explicit, so `http://h` matches host `h:80`)."""
+    scheme = "https" if secure else "http"
+    default = 443 if secure else 80
+    try:
+        seen = urlsplit(origin)
+        mine = urlsplit(f"{scheme}://{host}")
+        return (seen.scheme, seen.hostname, seen.port or default) == (
+            scheme,
+            mine.hostname,
+            mine.port or default,
+        ) and bool(mine.hostname)
+    except ValueError:  # a malformed port
+        return False
 
 
 def _snapshot(runtime: Runtime, wanted: EventFilter) -> list[dict[str, Any]]:
