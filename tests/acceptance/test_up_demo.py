@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from functools import partial
@@ -121,3 +122,44 @@ def _alive_children(cwd: Path) -> list[str]:
         except OSError:
             continue
     return alive
+
+
+def _run_jobyard(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
+    return subprocess.run(
+        [sys.executable, "-m", "jobyard", *args],
+        cwd=tmp_path,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_busy_port_or_an_unreachable_database_stops_at_once_in_one_line(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for args in (("up", "--demo", "--port", port), ("web", "--port", port)):
+            demo = {"JOBYARD_YARD": "jobyard.packs.demo:yard"} if args[0] == "web" else {}
+            done = _run_jobyard(
+                tmp_path, *args, **demo, JOBYARD_POOLS='{"general": {}, "media": {}}'
+            )
+            assert done.returncode == 2, done.stdout + done.stderr
+            assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+            assert "Traceback" not in done.stderr and "jobyard is up" not in done.stdout
+    done = _run_jobyard(
+        tmp_path,
+        "web",
+        "--port",
+        str(free_port()),
+        JOBYARD_YARD="jobyard.packs.demo:yard",
+        JOBYARD_POOLS='{"general": {}, "media": {}}',
+        JOBYARD_DATABASE_URL="postgresql://jobyard:pw@127.0.0.1:1/jobyard",
+    )
+    assert done.returncode == 3, done.stderr
+    assert "is unreachable" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2, done.stderr

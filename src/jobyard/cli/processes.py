@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 from types import FrameType
 from typing import Annotated
@@ -32,11 +33,16 @@ def web(
     yard = load_yard(settings.yard)
     check_configuration(settings, yard)
     bind = host or settings.web.host
+    bind_port = port or settings.web.port
+    require_free_port(bind, bind_port)
+    # An unreachable or unmigrated database is a one-line error here, not uvicorn's traceback
+    # of a failed lifespan.
+    Runtime.open(settings, yard=yard).close()
     app = create_app(settings, yard=yard, host=bind)
     uvicorn.run(
         app,
         host=bind,
-        port=port or settings.web.port,
+        port=bind_port,
         access_log=access_log,
         log_level="info",
         # Compressing every event message for every client cost more CPU than the bytes saved:
@@ -98,6 +104,23 @@ def scheduler(
         loop.run(runtime, stop)
     finally:
         runtime.close()
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Refuse at once, in one line, to serve on a port something else listens on.
+
+    Raises:
+        ConfigError: naming the address and what to do.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): stop what uses that port "
+                "or choose another with --port"
+            ) from exc
 
 
 def install_stop_handlers(stop: threading.Event) -> None:

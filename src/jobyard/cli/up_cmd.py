@@ -5,24 +5,54 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.console import Console
 
 from jobyard import access
+from jobyard.app import Yard
 from jobyard.cli.output import console
-from jobyard.cli.processes import install_stop_handlers
+from jobyard.cli.processes import install_stop_handlers, require_free_port
 from jobyard.cli.state import state_of
 from jobyard.config import UP_CONFIG_POINTER, Settings
 from jobyard.embedded import redis as embedded_redis
 from jobyard.loader import load_yard
-from jobyard.runtime import check_configuration
+from jobyard.runtime import Runtime, check_configuration
 from jobyard.store import migrate
 from jobyard.supervisor import ChildSpec, Supervisor
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "packs" / "demo" / "jobyard.toml"
+
+
+#: How long `up` waits for web's /readyz before saying it is up.
+READY_WAIT_S = 60.0
+
+
+def _require_a_key(settings: Settings, yard: Yard) -> None:
+    runtime = Runtime.open(settings, yard=yard)
+    try:
+        access.ensure_bootstrap_key(runtime)
+        access.require_a_key(runtime, settings.web.host)
+    finally:
+        runtime.close()
+
+
+def _wait_until_ready(url: str, stop: threading.Event, out: Console) -> bool:
+    """Poll web's /readyz (with a spinner) until it answers 200, up to `READY_WAIT_S`."""
+    deadline = time.monotonic() + READY_WAIT_S
+    with out.status("starting web, workers and the scheduler…"):
+        while time.monotonic() < deadline and not stop.is_set():
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            stop.wait(0.2)
+    return False
 
 
 def up(
@@ -43,18 +73,27 @@ def up(
     settings = state.settings()
     if overrides:
         settings = settings.model_copy(update={"web": settings.web.model_copy(update=overrides)})
-    check_configuration(settings, load_yard(settings.yard))
+    yard = load_yard(settings.yard)
+    check_configuration(settings, yard)
     auth_mode = access.effective_mode(settings)
+    require_free_port(settings.web.host, settings.web.port)
     out = console()
     redis_process = _start_embedded_broker(settings, out)
     migrate.upgrade_url(settings.database)
+    if auth_mode == "keys" and not access.is_loopback(settings.web.host):
+        _require_a_key(settings, yard)  # web would refuse, and be restarted, in a loop
     _point_to_config(state.config)
     supervisor = Supervisor(_children(settings, state.config), on_event=out.print)
     stop = threading.Event()
     install_stop_handlers(stop)
     supervisor.start()
     url = f"http://{settings.web.host}:{settings.web.port}"
-    out.print(f"[bold green]jobyard is up[/]: dashboard {url}/  API {url}/api/v1  docs {url}/docs")
+    if not _wait_until_ready(url, stop, out):
+        out.print(f"[yellow]web did not answer {url}/readyz within {READY_WAIT_S:g}s[/]")
+    else:
+        out.print(
+            f"[bold green]jobyard is up[/]: dashboard {url}/  API {url}/api/v1  docs {url}/docs"
+        )
     if auth_mode == "open":
         out.print(
             f"the dashboard and API are open, with no login: {settings.web.host} accepts "
