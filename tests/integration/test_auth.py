@@ -164,6 +164,7 @@ def test_bad_credentials_are_401_without_echoing_them(
     client, _secrets = keyed
     response = client.get("/api/v1/jobs", headers={"Authorization": header})
     assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="jobyard"'
     assert message in response.json()["message"]
     assert "not-a-real-key" not in response.text and "dXNlcjpwYXNz" not in response.text
 

@@ -112,3 +112,15 @@ def test_concurrent_submits_with_one_idempotency_key_get_one_job(client: TestCli
         ids = set(pool.map(one, range(50)))
     assert len(ids) == 1
     assert _jobs(client) == 1
+
+
+def test_too_deep_to_parse_is_malformed_json_and_405_says_allow(client: TestClient) -> None:
+    body = '{"type": "t.echo", "args": {"message": ' + "[" * 5000 + "]" * 5000 + "}}"
+    response = client.post(
+        "/api/v1/jobs", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400 and response.json()["code"] == "malformed_json"
+    response = client.put("/api/v1/jobs", json={})
+    assert response.status_code == 405 and response.json()["code"] == "method_not_allowed"
+    assert "POST" in response.headers["allow"]
+    assert _jobs(client) == 0

@@ -55,7 +55,10 @@ async def _jobyard_error(request: Request, exc: JobyardError) -> Response:
         return RedirectResponse(f"/login?next={target}", status_code=303)
     if isinstance(exc, ServiceUnavailable):
         return _unavailable(request, exc)
-    return problem(exc.http_status, exc.code, exc.message, **exc.details)
+    response = problem(exc.http_status, exc.code, exc.message, **exc.details)
+    if isinstance(exc, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="jobyard"'
+    return response
 
 
 async def _database_error(request: Request, exc: DBAPIError) -> Response:
@@ -126,8 +129,13 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
 
 
 async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+        # A body nested too deeply for the JSON parser: a parse failure like any other.
+        return problem(400, "malformed_json", "the request body is not valid JSON: too deep")
     codes = {404: "not_found", 405: "method_not_allowed"}
-    return problem(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    response = problem(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    response.headers.update(exc.headers or {})  # e.g. `Allow` on 405
+    return response
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
