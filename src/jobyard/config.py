@@ -271,6 +271,11 @@ class Settings(BaseSettings):
         description="Event bus for live updates: redis://… or amqp://…; unset: the broker.",
     )
     yard: str | None = Field(None, description="Import path of your Yard, `package.module:yard`.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Logs of web, workers and scheduler: `text`, or `json` (one object a line "
+        "with time, level, role, pool and job id; what Kubernetes log stacks ingest).",
+    )
     queue_prefix: str = Field(
         "jobyard", pattern=r"^[A-Za-z0-9_.-]+$", description="Prefix of default queue names."
     )

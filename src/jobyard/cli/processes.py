@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from jobyard.cli import log_setup
 from jobyard.cli.state import state_of
 from jobyard.errors import ConfigError
 from jobyard.loader import load_yard
@@ -32,6 +33,7 @@ def web(
     settings = state_of(ctx).settings()
     yard = load_yard(settings.yard)
     check_configuration(settings, yard)
+    log_setup.configure(settings.log_format, role="web")
     bind = host or settings.web.host
     bind_port = port or settings.web.port
     require_free_port(bind, bind_port)
@@ -45,6 +47,8 @@ def web(
         port=bind_port,
         access_log=access_log,
         log_level="info",
+        # JSON logs: uvicorn's own loggers go through the root handler too.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         # Compressing every event message for every client cost more CPU than the bytes saved:
         # with 200 live clients it was what pushed request latency up.
         ws_per_message_deflate=False,
@@ -73,6 +77,7 @@ def worker(
     from jobyard.execution.celery.worker import run_worker
 
     settings = state_of(ctx).settings()
+    log_setup.configure(settings.log_format, role="worker", pool=pool)
     yard = load_yard(settings.yard)
     check_configuration(settings, yard)
     if pool not in settings.pools:
@@ -98,6 +103,7 @@ def scheduler(
     from jobyard.scheduler import loop
 
     runtime: Runtime = state_of(ctx).runtime()
+    log_setup.configure(runtime.settings.log_format, role="scheduler")
     stop = threading.Event()
     install_stop_handlers(stop)
     try:

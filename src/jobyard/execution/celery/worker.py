@@ -137,6 +137,8 @@ def worker_argv(settings: Settings, pool: str, loglevel: str) -> list[str]:
         "--without-mingle",
         "--without-heartbeat",
     ]
+    if settings.log_format == "json":
+        argv.insert(0, "--quiet")  # celery's own option: no banner, every line is JSON
     if config.max_tasks_per_child:
         argv.append(f"--max-tasks-per-child={config.max_tasks_per_child}")
     return argv
