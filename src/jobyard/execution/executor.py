@@ -136,8 +136,10 @@ def take_over_or_skip(
         if current.state is JobState.RUNNING and is_dead_local_owner(current.lease_owner):
             taken = _take_over(state, conn, current, values, now)
         elif is_own_unstarted_claim(state, current):
+            state.leases.hold(current.id, current.attempt)
             return current
     if taken is not None:
+        state.leases.hold(taken.id, taken.attempt)  # before anyone could see it unheld
         runtime.events.publish([state_event(taken)])
         return taken
     log.debug("job %s is %s; message ignored", job_id, current.state.value)
