@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from jobyard import access
-from jobyard.api import problems
+from jobyard.api import docs, problems
 from jobyard.api.deps import storable_params
 from jobyard.api.metrics import make_registry
 from jobyard.api.routes import audit, events, health, jobs, pools, schedules
@@ -62,6 +62,8 @@ def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None
         description="Submit, follow and control background jobs.",
         lifespan=lifespan,
         dependencies=[Depends(storable_params)],
+        docs_url=None,  # served by `api.docs` from a wheel instead of a CDN
+        redoc_url=None,
     )
     app.state.auth_mode = auth_mode
     app.add_middleware(SecurityHeaders)
@@ -76,6 +78,7 @@ def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None
     app.include_router(posts.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.include_router(health.router)
+    docs.install(app)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

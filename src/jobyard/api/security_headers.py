@@ -2,8 +2,8 @@
 
 The dashboard loads only its own scripts, styles and sockets, so its Content-Security-Policy
 allows `'self'` alone: an injected script or style cannot run, and no page can frame it.
-FastAPI's `/docs` and `/redoc` load Swagger UI and ReDoc from a CDN and keep no CSP of their
-own; the other headers apply there too.
+Swagger UI at `/docs` starts from an inline script (FastAPI's page), so `/docs` alone goes
+without the CSP; its assets come from the app itself. The other headers apply there too.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ ALWAYS = [
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
-#: Pages that load their assets from a CDN (FastAPI's API docs).
-WITHOUT_CSP = ("/docs", "/redoc")
+#: Swagger UI's page, which starts from an inline script.
+WITHOUT_CSP = ("/docs",)
 
 
 class SecurityHeaders:
