@@ -6,7 +6,6 @@ start with its dotted path (`pools.media.concurrency: must be ≥ 1`).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
@@ -15,13 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -30,6 +25,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from jobyard.config_sections import AuthSettings as AuthSettings
+from jobyard.config_sections import PoolConfig as PoolConfig
+from jobyard.config_sections import SchedulerSettings as SchedulerSettings
+from jobyard.config_sections import WebSettings as WebSettings
+from jobyard.config_sections import WorkerSettings as WorkerSettings
 from jobyard.domain.routing import queue_name
 from jobyard.domain.schedules import ScheduleSpec
 from jobyard.errors import ConfigError
@@ -41,214 +41,9 @@ DEFAULT_CONFIG_FILE = "jobyard.toml"
 #: Written by `jobyard up`: the config it runs with, so other commands in this folder find it.
 UP_CONFIG_POINTER = Path(".jobyard") / "config-path"
 POOL_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
 
 DATABASE_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg", "sqlite"}
 BROKER_SCHEMES = {"redis", "rediss", "redis+socket", "amqp", "amqps", "pyamqp"}
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Resources(_Section):
-    """What one worker of a pool needs; rendered into Kubernetes requests and limits."""
-
-    cpu: str | None = Field(None, description="CPU per worker, Kubernetes quantity (`2`, `500m`).")
-    memory: str | None = Field(None, description="Memory per worker (`512Mi`, `4Gi`).")
-    gpu: int = Field(0, ge=0, description="NVIDIA GPUs per worker.")
-
-    @field_validator("cpu", "memory")
-    @classmethod
-    def _quantity(cls, value: str | None) -> str | None:
-        if value is not None and not _QUANTITY.match(value):
-            raise ValueError(f"'{value}' is not a Kubernetes quantity such as 500m, 2, 512Mi")
-        return value
-
-
-class Toleration(_Section):
-    """A Kubernetes toleration for the pool's pods."""
-
-    key: str | None = None
-    operator: Literal["Equal", "Exists"] = "Equal"
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-
-
-class Autoscale(_Section):
-    """Replica bounds for queue-depth autoscaling."""
-
-    min_replicas: int = Field(1, ge=0, description="Fewest workers; 0 allows scale to zero.")
-    max_replicas: int = Field(1, ge=1, description="Most workers.")
-    target_queue_length: int = Field(
-        10, ge=1, description="Queued + running jobs per worker before scaling out."
-    )
-
-    @model_validator(mode="after")
-    def _bounds(self) -> Autoscale:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError("min_replicas must be ≤ max_replicas")
-        return self
-
-
-class PoolConfig(_Section):
-    """One worker pool: a queue and the workers that consume it."""
-
-    queue: str | None = Field(None, description="Queue name; default `<queue_prefix>.<pool>`.")
-    concurrency: int = Field(2, ge=1, description="Jobs one worker runs at once.")
-    celery_pool: Literal["prefork", "threads", "solo"] = Field(
-        "prefork", description="Celery execution pool: prefork for CPU work, threads for I/O."
-    )
-    prefetch: int = Field(1, ge=1, description="Messages each worker process reserves ahead.")
-    dispatch_chunk: int = Field(
-        1,
-        ge=1,
-        le=500,
-        description="Jobs of one batch submit carried per broker message. Above 1 it saves "
-        "the broker's per-message cost for pools of many short jobs; such jobs then run one "
-        "after another on one worker process, and their timeouts are enforced by the reaper.",
-    )
-    max_tasks_per_child: int | None = Field(
-        None, ge=1, description="Recycle a prefork child after this many jobs (memory leaks)."
-    )
-    resources: Resources = Field(default_factory=lambda: Resources())
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[Toleration] = Field(default_factory=list)
-    requirements: str | None = Field(None, description="requirements.txt of this pool's image.")
-    image: str | None = Field(None, description="Container image for this pool.")
-    egress: list[str] = Field(
-        default_factory=list,
-        description="Kubernetes only: address ranges (CIDR) this pool's jobs may reach beyond "
-        "the database, the broker and DNS, e.g. `0.0.0.0/0` for a pool that downloads and "
-        "uploads. Everything else is denied by the rendered NetworkPolicies.",
-    )
-    mode: Literal["workers", "pod-per-job"] = Field(
-        "workers", description="`workers`: long-lived Celery workers. `pod-per-job`: reserved."
-    )
-    autoscale: Autoscale = Field(default_factory=lambda: Autoscale())
-
-    @field_validator("egress")
-    @classmethod
-    def _cidrs(cls, ranges: list[str]) -> list[str]:
-        for value in ranges:
-            try:
-                ipaddress.ip_network(value)
-            except ValueError:
-                raise ValueError(
-                    f"'{value}' is not an address range such as 10.0.0.0/8 or 0.0.0.0/0"
-                ) from None
-        return ranges
-
-
-class WebSettings(_Section):
-    """The HTTP server."""
-
-    host: str = Field("127.0.0.1", description="Address `jobyard web` binds.")
-    port: int = Field(8000, ge=1, le=65535, description="Port `jobyard web` binds.")
-
-
-class AuthSettings(_Section):
-    """Who may use the API and the dashboard."""
-
-    mode: Literal["auto", "keys", "open"] = Field(
-        "auto",
-        description="keys: API keys required; open: no login (loopback binds only); "
-        "auto: open on a loopback bind, keys otherwise.",
-    )
-    session_ttl_s: float = Field(12 * 3600, gt=0, description="How long a dashboard login lasts.")
-    bootstrap_admin_key: SecretStr | None = Field(
-        None,
-        description="An admin key (`jy_` + at least 32 characters) that web makes sure exists "
-        "when it starts, so a fresh deployment can be logged into. Set it from a secret "
-        "(`JOBYARD_AUTH__BOOTSTRAP_ADMIN_KEY`), never in jobyard.toml. Revoking it sticks.",
-    )
-
-    @field_validator("bootstrap_admin_key", mode="before")
-    @classmethod
-    def _bootstrap_key(cls, value: object) -> object:
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if raw in (None, ""):
-            return None
-        if not isinstance(raw, str) or not raw.startswith("jy_") or len(raw) < 35:
-            raise ValueError("must be 'jy_' followed by at least 32 characters")
-        return value
-
-
-class WorkerSettings(_Section):
-    """Timings of workers and job leases."""
-
-    heartbeat_interval_s: float = Field(5.0, gt=0, description="Worker heartbeat period.")
-    lease_s: float = Field(
-        30.0, gt=0, description="A running job is lost if not renewed this long."
-    )
-    lease_renew_s: float = Field(10.0, gt=0, description="How often running jobs renew leases.")
-    hard_timeout_grace_s: float = Field(
-        10.0, ge=0, description="Seconds after `timeout_s` before the process is killed."
-    )
-    lost_attempts_max: int = Field(
-        3, ge=1, description="Attempts a job gets when its workers keep dying (poison guard)."
-    )
-    cancel_grace_s: float = Field(
-        10.0,
-        ge=0,
-        description="Prefork pools: a cancelled job still running this long after its worker "
-        "noticed the cancel (at its next lease renewal) is stopped by ending its worker process. "
-        "Threads pools cannot stop a thread: their jobs stop when they check `ctx.cancelled()`.",
-    )
-    stall_after_s: float = Field(
-        15.0,
-        gt=0,
-        description="A worker with a free slot that receives nothing this long while its queue "
-        "holds messages is stalled: it reconnects to the broker, and exits (code 5, for its "
-        "supervisor to restart it) if it is still stalled this long after that.",
-    )
-    kombu_ack_fix: bool = Field(
-        True,
-        description="Redis brokers: use jobyard's transport, whose failed acks release their "
-        "prefetch credit (kombu's own leaves a busy worker unable to consume after a Redis "
-        "restart). Off only to reproduce that stall, as the stall guard's test does.",
-    )
-    liveness_dir: Path | None = Field(
-        None,
-        description="Where workers touch their liveness file for `jobyard worker --check` "
-        "(default: the system temp dir; set JOBYARD_WORKER__LIVENESS_DIR for the probe too).",
-    )
-
-    @model_validator(mode="after")
-    def _renew_before_expiry(self) -> WorkerSettings:
-        if self.lease_renew_s >= self.lease_s:
-            raise ValueError("lease_renew_s must be < lease_s")
-        return self
-
-
-class SchedulerSettings(_Section):
-    """The scheduler loop: schedules, outbox re-dispatch, retries and the reaper."""
-
-    poll_interval_s: float = Field(0.5, gt=0, description="Seconds between scheduler ticks.")
-    dispatch_grace_s: float = Field(
-        5.0, ge=0, description="A queued job unpublished this long is published again."
-    )
-    worker_dead_after_s: float = Field(
-        30.0, gt=0, description="A worker silent this long is reported dead."
-    )
-    lost_message_after_s: float = Field(
-        30.0,
-        gt=0,
-        description="Queued jobs published this long ago whose queue is empty are published "
-        "again (the broker lost them, e.g. a restart without persistence).",
-    )
-    lease_s: float = Field(
-        15.0,
-        gt=0,
-        description="Leader lease: one scheduler works at a time; another takes over this "
-        "long after the leader stops renewing.",
-    )
-    misfire_grace_s: float = Field(
-        60.0, ge=0, description="A fire time at most this late is on time (`skip_missed`)."
-    )
-    catchup_limit: int = Field(
-        100, ge=1, le=10000, description="Most missed runs `run_all` starts for one schedule."
-    )
 
 
 class Settings(BaseSettings):
