@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from jobyard.config_sections import AuthSettings as AuthSettings
+from jobyard.config_sections import CommandJobType as CommandJobType
 from jobyard.config_sections import PoolConfig as PoolConfig
 from jobyard.config_sections import SchedulerSettings as SchedulerSettings
 from jobyard.config_sections import WebSettings as WebSettings
@@ -81,6 +82,10 @@ class Settings(BaseSettings):
     pools: dict[str, PoolConfig] = Field(default_factory=dict, description="Worker pools.")
     schedules: list[ScheduleSpec] = Field(
         default_factory=list, description="Config-managed schedules (`[[schedules]]`)."
+    )
+    job_types: dict[str, CommandJobType] = Field(
+        default_factory=dict,
+        description='Job types that are programs in any language (`[job_types."name"]`).',
     )
 
     @classmethod
@@ -170,6 +175,14 @@ class Settings(BaseSettings):
         """Whether the broker speaks Redis (priorities are then emulated with lists)."""
         return self.broker.split("://", 1)[0].startswith("redis")
 
+    @property
+    def launched_queues(self) -> frozenset[str]:
+        """Queues of pod-per-job pools: their launchers take jobs from the database, so no
+        broker message is sent for them."""
+        return frozenset(
+            self.queue_for(name) for name, pool in self.pools.items() if pool.mode == "pod-per-job"
+        )
+
     def queue_for(self, pool: str) -> str:
         """The queue name of a declared pool."""
         config = self.pools[pool]
@@ -233,9 +246,21 @@ def load_settings(
     scoped = _scoped_environ(env)
     try:
         with scoped:
-            return loaded_cls(**overrides)  # type: ignore[no-any-return]
+            settings: Settings = loaded_cls(**overrides)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, path)) from exc
+    return _with_workdirs(settings, path.parent if path is not None else Path.cwd())
+
+
+def _with_workdirs(settings: Settings, base: Path) -> Settings:
+    """Command job types run in the folder of jobyard.toml unless they say otherwise."""
+    if not settings.job_types:
+        return settings
+    resolved = {
+        name: spec.model_copy(update={"workdir": (base / (spec.workdir or ".")).resolve()})
+        for name, spec in settings.job_types.items()
+    }
+    return settings.model_copy(update={"job_types": resolved})
 
 
 class _scoped_environ:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -91,7 +91,16 @@ class PoolConfig(_Section):
         "uploads. Everything else is denied by the rendered NetworkPolicies.",
     )
     mode: Literal["workers", "pod-per-job"] = Field(
-        "workers", description="`workers`: long-lived Celery workers. `pod-per-job`: reserved."
+        "workers",
+        description="`workers`: long-lived Celery workers. `pod-per-job`: every job runs in a "
+        "fresh process of its own (`jobyard run-job`), started by `jobyard launcher --pool P`: "
+        "a process group locally, a Kubernetes Job in a cluster.",
+    )
+    max_parallel: int = Field(
+        4,
+        ge=1,
+        le=10_000,
+        description="pod-per-job pools: the most jobs running at once; the rest wait queued.",
     )
     autoscale: Autoscale = Field(default_factory=lambda: Autoscale())
 
@@ -217,3 +226,33 @@ class SchedulerSettings(_Section):
     catchup_limit: int = Field(
         100, ge=1, le=10000, description="Most missed runs `run_all` starts for one schedule."
     )
+
+
+class CommandJobType(_Section):
+    """A job type that is a program in any language (`[job_types."stats.fit"]`).
+
+    It runs in a pod-per-job pool: its args arrive as a JSON file named by `JOBYARD_ARGS`, the
+    JSON it writes to `JOBYARD_RESULT` is its result, its output lines are its log, and a
+    line `::progress 0.4 message` sets its progress.
+    """
+
+    pool: str = Field(description="A pod-per-job pool.")
+    command: list[str] = Field(
+        min_length=1, description='Program and arguments, e.g. ["Rscript", "fit.R"].'
+    )
+    workdir: Path | None = Field(
+        None, description="Where the command runs; default the folder of jobyard.toml."
+    )
+    args_schema: dict[str, Any] | None = Field(
+        None, description="A JSON Schema the args must match (checked at submit)."
+    )
+    timeout_s: float = Field(3600.0, gt=0, description="An attempt running longer is killed.")
+    retries: int = Field(0, ge=0, le=100, description="Attempts after the first one fails.")
+    backoff_s: float = Field(
+        1.0, ge=0, description="Delay before the first retry, doubled each time."
+    )
+    priority: int = Field(5, ge=0, le=9, description="Default priority, 0 (lowest) to 9.")
+    resources: Resources | None = Field(
+        None, description="CPU, memory and GPUs of this type's pods; default the pool's."
+    )
+    description: str | None = Field(None, description="Shown on the dashboard's submit form.")

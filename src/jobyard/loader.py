@@ -5,9 +5,29 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from jobyard.app import Yard
 from jobyard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jobyard.config import Settings
+
+#: The Yard of a project whose job types are all commands in jobyard.toml (no Python module).
+_COMMANDS_ONLY = Yard("commands")
+
+
+def load_yard_for(settings: Settings) -> Yard:
+    """The Yard that `settings` name, with the command job types of jobyard.toml added.
+
+    A project may have no Python at all: with no `yard` but `[job_types]`, those are its jobs.
+    """
+    if settings.yard is None and settings.job_types:
+        yard = _COMMANDS_ONLY
+    else:
+        yard = load_yard(settings.yard)
+    yard.declare_config_commands(settings.job_types)
+    return yard
 
 
 def load_yard(path: str | None) -> Yard:

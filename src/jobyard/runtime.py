@@ -19,7 +19,7 @@ from jobyard.dispatch.celery_publisher import CeleryPublisher
 from jobyard.errors import ConfigError
 from jobyard.events.bus import EventPublisher
 from jobyard.events.factory import make_publisher
-from jobyard.loader import load_yard
+from jobyard.loader import load_yard_for
 from jobyard.store import migrate
 from jobyard.store.db import Database
 
@@ -52,7 +52,10 @@ class Runtime:
                 already checked skips it).
         """
         settings = settings if settings is not None else load_settings()
-        yard = yard if yard is not None else load_yard(settings.yard)
+        if yard is None:
+            yard = load_yard_for(settings)
+        else:
+            yard.declare_config_commands(settings.job_types)
         check_configuration(settings, yard)
         db = Database(settings.database)
         if check_schema:
@@ -73,15 +76,10 @@ class Runtime:
 
 
 def check_configuration(settings: Settings, yard: Yard) -> None:
-    """Errors that need both the config and the code: undeclared pools, unsupported modes."""
+    """Errors that need both the config and the code: undeclared pools, commands outside
+    pod-per-job pools, schedules of unknown types."""
     yard.check_pools(settings)
     schedules.check_config(settings, yard)
-    for name, pool in settings.pools.items():
-        if pool.mode == "pod-per-job":
-            raise ConfigError(
-                f"pools.{name}.mode: 'pod-per-job' is not available in this version; "
-                'use mode = "workers"'
-            )
     if settings.env == "prod" and settings.database_url is None:
         raise ConfigError(
             "env = 'prod' needs database_url: the embedded SQLite database is for one machine"

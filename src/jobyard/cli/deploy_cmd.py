@@ -13,7 +13,7 @@ from jobyard.cli.state import state_of
 from jobyard.config import Settings
 from jobyard.deploy import compose, dockerfiles, kubernetes, observability, yaml_out
 from jobyard.deploy.k8s_meta import AMQP_PORT, REDIS_PORT, Target
-from jobyard.loader import load_yard
+from jobyard.loader import load_yard_for
 from jobyard.runtime import check_configuration
 
 deploy_app = typer.Typer(
@@ -23,7 +23,7 @@ deploy_app = typer.Typer(
 
 def _longest_timeouts(ctx: typer.Context) -> tuple[Settings, dict[str, float]]:
     settings = state_of(ctx).settings()
-    yard = load_yard(settings.yard)
+    yard = load_yard_for(settings)
     check_configuration(settings, yard)
     longest: dict[str, float] = {}
     for job in yard.jobs.values():

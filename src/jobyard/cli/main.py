@@ -18,6 +18,7 @@ from jobyard.cli import (
     exitcodes,
     jobs_cmd,
     keys_cmd,
+    pods_cmd,
     processes,
     schedules_cmd,
     up_cmd,
@@ -79,6 +80,8 @@ app.command("up")(up_cmd.up)
 app.command("web")(processes.web)
 app.command("worker")(processes.worker)
 app.command("scheduler")(processes.scheduler)
+app.command("launcher")(pods_cmd.launcher)
+app.command("run-job")(pods_cmd.run_job)
 
 
 def _click_exception_class() -> type[Exception]:

@@ -13,7 +13,7 @@ import typer
 from jobyard.cli import log_setup
 from jobyard.cli.state import state_of
 from jobyard.errors import ConfigError
-from jobyard.loader import load_yard
+from jobyard.loader import load_yard_for
 from jobyard.runtime import Runtime, check_configuration
 
 
@@ -31,7 +31,7 @@ def web(
     from jobyard.api.app import create_app
 
     settings = state_of(ctx).settings()
-    yard = load_yard(settings.yard)
+    yard = load_yard_for(settings)
     check_configuration(settings, yard)
     log_setup.configure(settings.log_format, role="web")
     bind = host or settings.web.host
@@ -78,11 +78,16 @@ def worker(
 
     settings = state_of(ctx).settings()
     log_setup.configure(settings.log_format, role="worker", pool=pool)
-    yard = load_yard(settings.yard)
+    yard = load_yard_for(settings)
     check_configuration(settings, yard)
     if pool not in settings.pools:
         declared = ", ".join(sorted(settings.pools)) or "none"
         raise ConfigError(f"pool '{pool}' is not declared (declared pools: {declared})")
+    if settings.pools[pool].mode == "pod-per-job":
+        raise ConfigError(
+            f"pool '{pool}' runs each job in a process of its own (mode = \"pod-per-job\"): "
+            f"start `jobyard launcher --pool {pool}` instead of a worker"
+        )
     # An unreachable or unmigrated database is a one-line error here, not a Celery traceback
     # from inside a bootstep.
     Runtime.open(settings, yard=yard).close()

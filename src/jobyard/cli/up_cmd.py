@@ -20,7 +20,7 @@ from jobyard.cli.processes import install_stop_handlers, require_free_port
 from jobyard.cli.state import state_of
 from jobyard.config import UP_CONFIG_POINTER, Settings
 from jobyard.embedded import redis as embedded_redis
-from jobyard.loader import load_yard
+from jobyard.loader import load_yard_for
 from jobyard.runtime import Runtime, check_configuration
 from jobyard.store import migrate
 from jobyard.supervisor import ChildSpec, Supervisor
@@ -73,7 +73,7 @@ def up(
     settings = state.settings()
     if overrides:
         settings = settings.model_copy(update={"web": settings.web.model_copy(update=overrides)})
-    yard = load_yard(settings.yard)
+    yard = load_yard_for(settings)
     check_configuration(settings, yard)
     auth_mode = access.effective_mode(settings)
     require_free_port(settings.web.host, settings.web.port)
@@ -144,8 +144,10 @@ def _children(settings: Settings, config: Path | None) -> list[ChildSpec]:
     base = [sys.executable, "-m", "jobyard"]
     specs = [ChildSpec("web", [*base, "web"], env)]
     specs += [
-        ChildSpec(f"worker-{pool}", [*base, "worker", "--pool", pool], env)
-        for pool in settings.pools
+        ChildSpec(f"launcher-{name}", [*base, "launcher", "--pool", name], env)
+        if pool.mode == "pod-per-job"
+        else ChildSpec(f"worker-{name}", [*base, "worker", "--pool", name], env)
+        for name, pool in settings.pools.items()
     ]
     specs.append(ChildSpec("scheduler", [*base, "scheduler"], env))
     return specs

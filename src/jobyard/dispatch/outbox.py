@@ -3,7 +3,8 @@
 A job row is committed before its message is sent. If the send fails (broker down, process
 killed in between) the row stays `queued` with `dispatched_at` unset, and the scheduler's
 `redispatch_stale` publishes it later. A duplicate message is harmless: the worker's guarded
-claim turns it into a no-op.
+claim turns it into a no-op. Jobs of pod-per-job pools get no message: their launcher takes
+them from the database, so they are only marked dispatched.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def publish_committed(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
     """
     if not dispatches:
         return True
+    launched = runtime.settings.launched_queues
     try:
-        runtime.publisher.publish(dispatches)
+        runtime.publisher.publish([d for d in dispatches if d.queue not in launched])
     except ServiceUnavailable as exc:
         log.warning(
             "broker unavailable; %d job(s) stay in the outbox for re-dispatch",
@@ -91,7 +93,8 @@ def heal_lost_messages(runtime: Runtime) -> int:
     now = runtime.clock()
     before = now - timedelta(seconds=runtime.settings.scheduler.lost_message_after_s)
     with runtime.db.read() as conn:
-        queues = jobs.queues_waiting_since(conn, dispatched_before=before)
+        waiting = jobs.queues_waiting_since(conn, dispatched_before=before)
+    queues = [q for q in waiting if q not in runtime.settings.launched_queues]
     if not queues:
         return 0
     lengths = runtime.publisher.queue_lengths(queues)

@@ -277,6 +277,25 @@ def run_attempt(state: ProcessState, job: JobRecord, successes: SuccessSink | No
         state.leases.release(job.id)
 
 
+def record_success(state: ProcessState, job: JobRecord, result: Any) -> str:
+    """Record an attempt that ran elsewhere (a pod-per-job process) as succeeded."""
+    handler = BufferingJobHandler(job.id, job.attempt)
+    return _succeed(state, job, _definition_or_none(state, job), handler, result)
+
+
+def record_failure(state: ProcessState, job: JobRecord, failure: Failure) -> str:
+    """Record an attempt that ran elsewhere as failed: retried per its type, or final."""
+    handler = BufferingJobHandler(job.id, job.attempt)
+    return _fail(state, job, _definition_or_none(state, job), handler, failure)
+
+
+def _definition_or_none(state: ProcessState, job: JobRecord) -> JobDefinition | None:
+    try:
+        return state.runtime.yard.definition(job.type)
+    except UnknownJobType:
+        return None
+
+
 def _failure(
     exc: BaseException,
     *,
@@ -296,7 +315,7 @@ def _failure(
 def _succeed(
     state: ProcessState,
     job: JobRecord,
-    definition: JobDefinition,
+    definition: JobDefinition | None,
     handler: BufferingJobHandler,
     result: Any,
     successes: SuccessSink | None = None,
@@ -307,7 +326,7 @@ def _succeed(
         return _fail(state, job, definition, handler, _failure(exc, permanent=True))
     now = state.runtime.clock()
     if successes is not None:
-        _write_logs(state, job, handler.take())
+        write_logs(state, job, handler.take())
         successes.add(job, stored, now)
         return JobState.SUCCEEDED.value
     values = {
@@ -352,7 +371,7 @@ def _finish(
             )
 
     done = db.retry(record, what=f"recording the outcome of job {job.id}")
-    _write_logs(state, job, handler.take())
+    write_logs(state, job, handler.take())
     if done is not None:
         state.runtime.events.publish([state_event(done)])
         return target.value
@@ -364,7 +383,8 @@ def _finish(
     return db.retry(discard, what=f"recording the outcome of job {job.id}")
 
 
-def _write_logs(state: ProcessState, job: JobRecord, rows: list[dict[str, Any]]) -> None:
+def write_logs(state: ProcessState, job: JobRecord, rows: list[dict[str, Any]]) -> None:
+    """Store log rows of the attempt (retried until the database answers) and publish them."""
     if not rows:
         return
     db = state.runtime.db

@@ -1,4 +1,4 @@
-"""This process's claim on the scheduler's leader lease.
+"""This process's claim on a leader lease: the scheduler's, or a pod-per-job pool's launcher's.
 
 Any number of `jobyard scheduler` processes may run; the one holding the lease works, the
 others renew their attempt every tick and take over within `scheduler.lease_s` of the leader
@@ -38,8 +38,10 @@ class Leadership:
         *,
         holder: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        name: str = LEASE_NAME,
     ) -> None:
         self.db = db
+        self.name = name
         self.lease_s = lease_s
         self.holder = holder or holder_name()
         self.token: int | None = None
@@ -55,7 +57,7 @@ class Leadership:
         """Take or renew the lease. Returns True when this process just became leader."""
         asked_at = self._monotonic()
         with self.db.write() as conn:
-            token = leases.acquire(conn, LEASE_NAME, self.holder, self.lease_s)
+            token = leases.acquire(conn, self.name, self.holder, self.lease_s)
         if token is None:
             self.token = None
             return False
@@ -70,7 +72,7 @@ class Leadership:
             return False
         assert self.token is not None
         asked_at = self._monotonic()
-        if not leases.fence(conn, LEASE_NAME, self.holder, self.token, self.lease_s):
+        if not leases.fence(conn, self.name, self.holder, self.token, self.lease_s):
             self.token = None
             return False
         self._valid_until = asked_at + self.lease_s
@@ -81,5 +83,5 @@ class Leadership:
         if self.token is None:
             return
         with self.db.write() as conn:
-            leases.release(conn, LEASE_NAME, self.holder)
+            leases.release(conn, self.name, self.holder)
         self.token = None

@@ -21,6 +21,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from jobyard.store.models import leases_table
 
@@ -67,7 +68,21 @@ def acquire(conn: Connection, name: str, holder: str, lease_s: float) -> int | N
         .returning(L.token)
     )
     token = conn.execute(statement).scalar()
+    if token is None and _create(conn, name):
+        token = conn.execute(statement).scalar()
     return None if token is None else int(token)
+
+
+def _create(conn: Connection, name: str) -> bool:
+    """Add a free lease row named `name` if there is none (launchers' leases are made on first
+    use); True when the caller should try to take it again."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        dialect_insert(leases_table)
+        .values(name=name, holder=None, token=0, expires_at=0.0, acquired_at=0.0)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    return bool(conn.execute(statement).rowcount)
 
 
 def fence(conn: Connection, name: str, holder: str, token: int, lease_s: float) -> bool:

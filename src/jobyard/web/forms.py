@@ -31,7 +31,7 @@ class FormField:
 
 def fields_for(definition: JobDefinition, values: dict[str, Any] | None = None) -> list[FormField]:
     """One field per argument, prefilled with `values` or the schema defaults."""
-    schema = definition.args_model.model_json_schema()
+    schema = definition.args_json_schema()
     required = set(schema.get("required", []))
     definitions = schema.get("$defs", {})
     fields = []

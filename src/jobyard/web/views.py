@@ -229,7 +229,7 @@ def render_submit(
     description = None
     if chosen is not None:
         definition = runtime.yard.definition(chosen)
-        description = (definition.func.__doc__ or "").strip() or None
+        description = definition.description
         fields = forms.fields_for(definition, values)
         for field in fields:
             field.error = (errors or {}).get(field.name)

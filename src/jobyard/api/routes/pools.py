@@ -106,7 +106,7 @@ def list_job_types(runtime: RuntimeDep) -> list[JobTypePublic]:
             retries=job.retry.retries,
             timeout_s=job.timeout_s,
             priority=job.priority,
-            args_schema=job.args_model.model_json_schema(),
+            args_schema=job.args_json_schema(),
         )
         for job in sorted(runtime.yard.jobs.values(), key=lambda j: j.name)
     ]

@@ -1,0 +1,60 @@
+"""`jobyard launcher --pool P` and `jobyard run-job ID`: pod-per-job execution."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Annotated
+
+import typer
+
+from jobyard.cli import log_setup
+from jobyard.cli.processes import install_stop_handlers
+from jobyard.cli.state import state_of
+from jobyard.errors import ConfigError
+
+
+def launcher(
+    ctx: typer.Context,
+    pool: Annotated[
+        str, typer.Option("--pool", "-p", envvar="JOBYARD_POOL", help="pod-per-job pool to run.")
+    ],
+) -> None:
+    """Start the queued jobs of a pod-per-job pool, each in a process of its own."""
+    from jobyard.execution.pods.launcher import Launcher, job_root
+    from jobyard.execution.pods.local import LocalRunner
+
+    state = state_of(ctx)
+    settings = state.settings()
+    log_setup.configure(settings.log_format, role="launcher", pool=pool)
+    if pool not in settings.pools:
+        declared = ", ".join(sorted(settings.pools)) or "none"
+        raise ConfigError(f"pool '{pool}' is not declared (declared pools: {declared})")
+    if settings.pools[pool].mode != "pod-per-job":
+        raise ConfigError(
+            f"pool '{pool}' runs long-lived workers (mode = \"workers\"): start "
+            f'`jobyard worker --pool {pool}`, or set mode = "pod-per-job"'
+        )
+    runtime = state.runtime()
+    runner = LocalRunner(job_root(runtime, pool), run_job_command(), dict(os.environ))
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    try:
+        Launcher(runtime, pool, runner).run(stop)
+    finally:
+        runtime.close()
+
+
+def run_job_command() -> list[str]:
+    """How job processes start jobyard: this interpreter (the pool's environment)."""
+    return [sys.executable, "-m", "jobyard"]
+
+
+def run_job(
+    job_id: Annotated[str, typer.Argument(help="The job's id.")],
+) -> None:
+    """Run one attempt of a job for its launcher (the command of a job's process or pod)."""
+    from jobyard.execution.pods.run_job import main
+
+    raise typer.Exit(main([job_id]))

@@ -1,0 +1,430 @@
+"""`Launcher`: starts the queued jobs of one pod-per-job pool, each in a process of its own.
+
+One launcher per pool works at a time (a leader lease named `launcher:<pool>`). Each step it
+reads the output of the jobs it runs (log lines, progress, the outcome line), stops jobs that
+were cancelled or ran out of time (SIGTERM to the process group, SIGKILL after
+`worker.cancel_grace_s`), records the outcome of jobs that ended, and starts queued jobs, by
+priority, while fewer than the pool's `max_parallel` run. The database is the only record:
+a launcher that starts adopts every job process still running and finishes the bookkeeping of
+those that ended meanwhile; a job it claimed but never started goes back for another attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from jobyard.domain.states import AttemptOutcome, JobState
+from jobyard.events.types import progress_event, state_event
+from jobyard.execution import executor
+from jobyard.execution.executor import Failure, ProcessState
+from jobyard.execution.leases import LeaseKeeper
+from jobyard.execution.owners import owner_id
+from jobyard.execution.pods import stream
+from jobyard.execution.pods.local import LocalJob, LocalRunner
+from jobyard.execution.pods.spec import LaunchSpec
+from jobyard.runtime import Runtime
+from jobyard.scheduler.leader import Leadership
+from jobyard.store import jobs, launches
+from jobyard.store.db import describe, is_transient
+from jobyard.store.records import JobRecord
+
+log = logging.getLogger(__name__)
+#: Seconds between steps: the most a queued job waits for a free slot to be noticed.
+POLL_S = 0.1
+#: Seconds between checks that the running jobs were not cancelled.
+CANCEL_CHECK_S = 0.5
+
+
+@dataclass
+class Tracked:
+    """A job process this launcher follows."""
+
+    job: JobRecord
+    handle: LocalJob
+    #: The secret of the outcome line; None when unknown (then no line counts as one).
+    nonce: str | None
+    splitter: stream.LineSplitter = field(default_factory=stream.LineSplitter)
+    outcome: stream.Outcome | None = None
+    #: Why the launcher stops it: timeout, cancelled, shutdown.
+    stop_reason: str | None = None
+    stop_sent_at: float | None = None
+
+
+class Launcher:
+    """The launcher of one pod-per-job pool."""
+
+    def __init__(self, runtime: Runtime, pool: str, runner: LocalRunner) -> None:
+        self.runtime = runtime
+        self.pool = pool
+        self.runner = runner
+        self.max_parallel = runtime.settings.pools[pool].max_parallel
+        self.owner = f"launcher/{pool}/{owner_id()}"
+        self.state = ProcessState(runtime, self.owner, LeaseKeeper(runtime, self.owner))
+        self.leadership = Leadership(
+            runtime.db, runtime.settings.scheduler.lease_s, name=f"launcher:{pool}"
+        )
+        self.tracked: dict[uuid.UUID, Tracked] = {}
+        #: Processes of attempts that no longer run (found at adoption), being stopped.
+        self.orphans: dict[uuid.UUID, tuple[LocalJob, float]] = {}
+        self._adopted = False
+        self._last_cancel_check = 0.0
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Step until `stop` is set, then stop the running jobs (see `shutdown`)."""
+        try:
+            while not stop.is_set():
+                self.safe_step()
+                stop.wait(POLL_S)
+        finally:
+            self.shutdown()
+
+    def safe_step(self) -> None:
+        """One step; a database or runner hiccup is logged and the next step tries again."""
+        try:
+            self.step()
+        except Exception as exc:
+            log.warning(
+                "launcher step failed: %s",
+                describe(exc),
+                exc_info=not is_transient(exc),
+                extra={"action": "launcher", "pool": self.pool},
+            )
+
+    def step(self) -> None:
+        if not self._lead():
+            return
+        if not self._adopted:
+            self.adopt()
+            self._adopted = True
+        self.follow()
+        self.launch()
+
+    def _lead(self) -> bool:
+        was_leader = self.leadership.is_leader
+        self.leadership.refresh()
+        if self.leadership.is_leader:
+            if not was_leader:
+                log.info("launcher of pool %s is leading", self.pool, extra={"pool": self.pool})
+            return True
+        if was_leader or self.tracked:
+            # Another launcher took over: it adopts our jobs; stop following them here.
+            for tracked in self.tracked.values():
+                self.state.leases.release(tracked.job.id)
+            self.tracked.clear()
+            self._adopted = False
+        return False
+
+    # -- adoption ------------------------------------------------------------------------------
+
+    def adopt(self) -> None:
+        """Take over every job of the pool left running by an earlier launcher."""
+        db = self.runtime.db
+        with db.read() as conn:
+            running = {job.id: job for job in launches.running_in_pool(conn, self.pool)}
+        found = {handle.job_id: handle for handle in self.runner.discover()}
+        for handle in found.values():
+            job = running.get(handle.job_id)
+            adopted = job is not None and job.attempt == handle.attempt and self._take(handle)
+            if adopted:
+                continue
+            if self.runner.is_running(handle):  # the job moved on: stop its stale process
+                log.warning(
+                    "job %s attempt %d no longer runs; stopping its leftover process",
+                    handle.job_id,
+                    handle.attempt,
+                    extra={"job_id": handle.job_id, "action": "stop_superseded"},
+                )
+                self.runner.signal(handle, signal.SIGTERM)
+                self.orphans[handle.job_id] = (handle, time.monotonic())
+            else:
+                self.runner.forget(handle)
+        for job in running.values():
+            if job.id not in self.tracked:  # claimed, but its process never started
+                self._retry_unstarted(job)
+
+    def _take(self, handle: LocalJob) -> bool:
+        until = self.runtime.clock() + timedelta(seconds=self.runtime.settings.worker.lease_s)
+        with self.runtime.db.write() as conn:
+            job = launches.adopt(conn, handle.job_id, handle.attempt, self.owner, until)
+        if job is None:
+            return False
+        try:
+            spec = LaunchSpec.from_json((handle.folder / "spec.json").read_text(encoding="utf-8"))
+            nonce = spec.nonce
+        except (OSError, ValueError, KeyError):
+            nonce = None  # no outcome line can be trusted: the exit decides
+        self.state.leases.hold(job.id, job.attempt)
+        self.tracked[job.id] = Tracked(job, handle, nonce)
+        log.info(
+            "adopted job %s (attempt %d)",
+            job.id,
+            job.attempt,
+            extra={"job_id": job.id, "action": "adopt", "pool": self.pool},
+        )
+        return True
+
+    def _retry_unstarted(self, job: JobRecord) -> None:
+        now = self.runtime.clock()
+        with self.runtime.db.write() as conn:
+            moved = executor.retry_lost_attempt(self.runtime, conn, job, now, run_after=now)
+        if moved is not None:
+            self.runtime.events.publish([state_event(moved)])
+
+    # -- following running jobs ----------------------------------------------------------------
+
+    def follow(self) -> None:
+        """Read output, stop what must stop, record what ended."""
+        self._check_cancelled()
+        now = self.runtime.clock()
+        grace_s = self.runtime.settings.worker.cancel_grace_s
+        for job_id, (handle, since) in list(self.orphans.items()):
+            if not self.runner.is_running(handle):
+                self.runner.forget(handle)
+                del self.orphans[job_id]
+            elif time.monotonic() - since >= grace_s:
+                self.runner.signal(handle, signal.SIGKILL)
+        for tracked in list(self.tracked.values()):
+            self._read_output(tracked)
+            if not self.runner.is_running(tracked.handle):
+                self._read_output(tracked, final=True)
+                self._conclude(tracked)
+                continue
+            started = tracked.job.started_at
+            if (
+                tracked.stop_reason is None
+                and started is not None
+                and now >= started + timedelta(seconds=tracked.job.timeout_s)
+            ):
+                self._stop(tracked, "timeout")
+            elif (
+                tracked.stop_sent_at is not None
+                and time.monotonic() - tracked.stop_sent_at >= grace_s
+            ):
+                self.runner.signal(tracked.handle, signal.SIGKILL)
+
+    def _check_cancelled(self) -> None:
+        moment = time.monotonic()
+        if moment - self._last_cancel_check < CANCEL_CHECK_S:
+            return
+        self._last_cancel_check = moment
+        watched = {
+            job_id: t.job.attempt for job_id, t in self.tracked.items() if t.stop_reason is None
+        }
+        if not watched:
+            return
+        with self.runtime.db.read() as conn:
+            alive = launches.still_running(conn, watched)
+        for job_id in watched.keys() - alive:
+            self._stop(self.tracked[job_id], "cancelled")
+
+    def _stop(self, tracked: Tracked, reason: str) -> None:
+        tracked.stop_reason = reason
+        log.info(
+            "stopping job %s (%s)",
+            tracked.job.id,
+            reason,
+            extra={"job_id": tracked.job.id, "action": f"stop_{reason}", "pool": self.pool},
+        )
+        self._send_stop(tracked)
+
+    def _send_stop(self, tracked: Tracked) -> None:
+        tracked.stop_sent_at = time.monotonic()
+        self.runner.signal(tracked.handle, signal.SIGTERM)
+        if self.runtime.settings.worker.cancel_grace_s <= 0:
+            self.runner.signal(tracked.handle, signal.SIGKILL)
+
+    def _read_output(self, tracked: Tracked, *, final: bool = False) -> None:
+        lines = tracked.splitter.feed(self.runner.read(tracked.handle))
+        if final:
+            lines += tracked.splitter.rest()
+        if not lines:
+            return
+        job = tracked.job
+        rows = []
+        progress: stream.ProgressLine | None = None
+        for line in lines:
+            parsed = stream.parse(line, tracked.nonce)
+            if isinstance(parsed, stream.Outcome):
+                tracked.outcome = parsed
+            elif isinstance(parsed, stream.ProgressLine):
+                progress = parsed
+            else:
+                rows.append(
+                    {
+                        "job_id": job.id,
+                        "attempt": job.attempt,
+                        "created_at": self.runtime.clock(),
+                        "level": parsed.level,
+                        "message": parsed.message,
+                    }
+                )
+        executor.write_logs(self.state, job, rows)
+        if progress is not None:
+            self._store_progress(tracked, progress)
+        self.runner.remember_offset(
+            tracked.handle, tracked.handle.offset - tracked.splitter.pending
+        )
+
+    def _store_progress(self, tracked: Tracked, progress: stream.ProgressLine) -> None:
+        job, now = tracked.job, self.runtime.clock()
+        with self.runtime.db.write() as conn:
+            running = jobs.set_progress(
+                conn, job.id, job.attempt, progress.fraction, progress.message, now
+            )
+        if running:
+            self.runtime.events.publish(
+                [progress_event(job, progress.fraction, progress.message, now)]
+            )
+        elif tracked.stop_reason is None:
+            self._stop(tracked, "cancelled")
+
+    def _conclude(self, tracked: Tracked) -> None:
+        """The process ended: record how the attempt went, then forget its folder."""
+        job, reason, outcome = tracked.job, tracked.stop_reason, tracked.outcome
+        try:
+            if reason == "cancelled":
+                now = self.runtime.clock()
+                with self.runtime.db.write() as conn:
+                    executor.discard_overtaken(conn, job, now)
+            elif reason == "timeout":
+                executor.record_failure(
+                    self.state,
+                    job,
+                    Failure(
+                        AttemptOutcome.TIMED_OUT,
+                        f"timed out after {job.timeout_s:g}s",
+                        "TimeoutError",
+                        None,
+                    ),
+                )
+            elif outcome is not None and outcome.status == "succeeded":
+                executor.record_success(self.state, job, outcome.result)
+            elif outcome is not None:
+                executor.record_failure(self.state, job, _failure_of(outcome))
+            elif reason == "shutdown":
+                self._retry_unstarted(job)
+            else:
+                executor.record_failure(
+                    self.state,
+                    job,
+                    Failure(AttemptOutcome.FAILED, _death(tracked.handle), "JobProcessDied", None),
+                )
+        finally:
+            self.state.leases.release(job.id)
+        self.runner.forget(tracked.handle)
+        del self.tracked[job.id]
+
+    # -- starting jobs -------------------------------------------------------------------------
+
+    def launch(self) -> None:
+        """Start queued jobs, by priority, while fewer than `max_parallel` run."""
+        free = self.max_parallel - len(self.tracked) - len(self.orphans)
+        if free <= 0:
+            return
+        with self.runtime.db.read() as conn:
+            candidates = launches.next_queued(conn, self.pool, limit=free)
+        for job_id in candidates:
+            self._start(job_id)
+
+    def _start(self, job_id: uuid.UUID) -> None:
+        now = self.runtime.clock()
+        with self.runtime.db.single() as conn:
+            job = jobs.transition(
+                conn,
+                job_id,
+                source=JobState.QUEUED,
+                target=JobState.RUNNING,
+                now=now,
+                values=executor.claim_values(self.state, now),
+                next_attempt=True,
+            )
+        if job is None:
+            return  # cancelled meanwhile
+        self.state.leases.hold(job.id, job.attempt)
+        self.runtime.events.publish([state_event(job)])
+        spec = LaunchSpec(
+            str(job.id), job.attempt, job.type, job.args, job.timeout_s, stream.new_nonce()
+        )
+        try:
+            handle = self.runner.start(spec)
+        except OSError as exc:
+            failure = Failure(
+                AttemptOutcome.FAILED,
+                f"could not start the job process: {exc}",
+                "LaunchFailed",
+                None,
+            )
+            try:
+                executor.record_failure(self.state, job, failure)
+            finally:
+                self.state.leases.release(job.id)
+            return
+        self.tracked[job.id] = Tracked(job, handle, spec.nonce)
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def shutdown(self, grace_s: float | None = None) -> None:
+        """Stop every running job (SIGTERM, SIGKILL after the grace) and record what it did:
+        an outcome it reported stands; one it did not reach runs again as a new attempt."""
+        grace = self.runtime.settings.worker.cancel_grace_s if grace_s is None else grace_s
+        try:
+            for tracked in self.tracked.values():
+                if tracked.stop_reason is None:
+                    tracked.stop_reason = "shutdown"
+                    self._send_stop(tracked)
+            deadline = time.monotonic() + grace
+            while self.tracked and time.monotonic() < deadline:
+                self.follow()
+                time.sleep(POLL_S)
+            for tracked in list(self.tracked.values()):
+                self.runner.signal(tracked.handle, signal.SIGKILL)
+            kill_deadline = time.monotonic() + 5.0
+            while self.tracked and time.monotonic() < kill_deadline:
+                self.follow()
+                time.sleep(POLL_S)
+        finally:
+            self.state.leases.stop()
+            try:
+                self.leadership.release()
+            except Exception as exc:
+                log.warning("could not release the launcher lease: %s", describe(exc))
+
+
+def _failure_of(outcome: stream.Outcome) -> Failure:
+    return Failure(
+        AttemptOutcome.FAILED,
+        outcome.error or "the job failed",
+        outcome.error_type or "Error",
+        outcome.traceback,
+        retry_after_s=outcome.retry_after_s,
+        permanent=outcome.permanent,
+    )
+
+
+def _death(handle: LocalJob) -> str:
+    """Why a process that reported no outcome ended, as far as this launcher can tell."""
+    code = handle.exit_code()
+    if code is None:
+        return "the job process ended without reporting an outcome"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"the job process was killed by {name}{hint} before reporting an outcome"
+    return f"the job process exited with code {code} before reporting an outcome"
+
+
+def job_root(runtime: Runtime, pool: str) -> Path:
+    """Where the local runner keeps the pool's attempt folders."""
+    return runtime.settings.resolved_data_dir / "launcher" / pool
