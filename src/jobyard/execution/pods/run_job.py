@@ -151,7 +151,8 @@ def run_command(definition: JobDefinition, spec: LaunchSpec, reporter: Reporter)
             )
         except FileNotFoundError as exc:
             missing = exc.filename if exc.filename else definition.command[0]
-            where = f" (in {definition.workdir})" if definition.workdir else ""
+            relative = "/" in missing and not missing.startswith("/")
+            where = f" (in {definition.workdir})" if relative and definition.workdir else ""
             return stream.Outcome(
                 "failed", error=f"command not found: {missing}{where}", error_type="CommandNotFound"
             )
