@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from jobyard.config_sections import CommandJobType, Resources
+from jobyard.config_sections import Resources
 from jobyard.context import JobContext
 from jobyard.domain.json_schema import schema_errors, schema_problem
 from jobyard.domain.limits import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
@@ -219,18 +219,18 @@ class Yard:
         self._jobs[name] = definition
         return definition
 
-    def declare_config_commands(self, job_types: Mapping[str, CommandJobType]) -> None:
+    def declare_config_commands(self, settings: Settings) -> None:
         """Register the command job types of jobyard.toml (again, on every load)."""
         for name in [n for n, d in self._jobs.items() if d.from_config]:
             del self._jobs[name]
-        for name, spec in job_types.items():
+        for name, spec in settings.job_types.items():
             self._check_new_name(name)
             self._jobs[name] = _command_definition(
                 name,
                 spec.command,
                 pool=spec.pool,
                 args_schema=spec.args_schema,
-                workdir=str(spec.workdir) if spec.workdir is not None else None,
+                workdir=str(settings.resolve_path(spec.workdir or ".")),
                 retry=RetryPolicy(spec.retries, spec.backoff_s, 300.0, True),
                 timeout_s=spec.timeout_s,
                 priority=spec.priority,

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import (
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
 )
@@ -131,7 +132,16 @@ class Settings(BaseSettings):
     def _broker_scheme(cls, url: str | None) -> str | None:
         return _check_scheme(url, BROKER_SCHEMES, "redis://host:6379/0 or amqp://user:pw@host//")
 
+    #: The folder of jobyard.toml (else the working directory at load): relative paths in the
+    #: file (pool requirements, command workdirs) are relative to it.
+    _base_dir: Path | None = PrivateAttr(default=None)
+
     # -- derived values ------------------------------------------------------------------------
+
+    def resolve_path(self, path: str | Path) -> Path:
+        """A path from jobyard.toml, relative to the file's folder, made absolute."""
+        base = self._base_dir if self._base_dir is not None else Path.cwd()
+        return (base / Path(path).expanduser()).resolve()
 
     @property
     def resolved_data_dir(self) -> Path:
@@ -249,18 +259,8 @@ def load_settings(
             settings: Settings = loaded_cls(**overrides)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, path)) from exc
-    return _with_workdirs(settings, path.parent if path is not None else Path.cwd())
-
-
-def _with_workdirs(settings: Settings, base: Path) -> Settings:
-    """Command job types run in the folder of jobyard.toml unless they say otherwise."""
-    if not settings.job_types:
-        return settings
-    resolved = {
-        name: spec.model_copy(update={"workdir": (base / (spec.workdir or ".")).resolve()})
-        for name, spec in settings.job_types.items()
-    }
-    return settings.model_copy(update={"job_types": resolved})
+    settings._base_dir = (path.parent if path is not None else Path.cwd()).resolve()
+    return settings
 
 
 class _scoped_environ:

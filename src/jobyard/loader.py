@@ -25,9 +25,26 @@ def load_yard_for(settings: Settings) -> Yard:
     if settings.yard is None and settings.job_types:
         yard = _COMMANDS_ONLY
     else:
-        yard = load_yard(settings.yard)
-    yard.declare_config_commands(settings.job_types)
+        try:
+            yard = load_yard(settings.yard)
+        except YardImportError as exc:
+            if exc.missing is None:
+                raise
+            from jobyard.environments.imports import missing_library_message
+
+            raise ConfigError(missing_library_message(settings, exc.module, exc.missing)) from exc
+    yard.declare_config_commands(settings)
     return yard
+
+
+class YardImportError(ConfigError):
+    """The Yard's module (or one it imports) failed to import; `missing` is the module that
+    was not found, when that was the reason."""
+
+    def __init__(self, message: str, *, module: str, missing: str | None) -> None:
+        super().__init__(message)
+        self.module = module
+        self.missing = missing
 
 
 def load_yard(path: str | None) -> Yard:
@@ -52,8 +69,25 @@ def load_yard(path: str | None) -> Yard:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"cannot import yard module '{module_name}': {exc}") from exc
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+        raise YardImportError(
+            f"cannot import yard module '{module_name}': {exc}",
+            module=_importer(exc) or module_name,
+            missing=missing,
+        ) from exc
     yard = getattr(module, attribute, None)
     if not isinstance(yard, Yard):
         raise ConfigError(f"'{path}' is not a jobyard.Yard (found {type(yard).__name__})")
     return yard
+
+
+def _importer(exc: ImportError) -> str | None:
+    """The module whose code ran the failing import (the last frame outside importlib)."""
+    name = None
+    trace = exc.__traceback__
+    while trace is not None:
+        module = trace.tb_frame.f_globals.get("__name__")
+        if isinstance(module, str) and not module.startswith(("importlib", "jobyard.loader")):
+            name = module
+        trace = trace.tb_next
+    return name

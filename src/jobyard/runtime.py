@@ -55,7 +55,7 @@ class Runtime:
         if yard is None:
             yard = load_yard_for(settings)
         else:
-            yard.declare_config_commands(settings.job_types)
+            yard.declare_config_commands(settings)
         check_configuration(settings, yard)
         db = Database(settings.database)
         if check_schema:

@@ -19,6 +19,7 @@ from jobyard.cli import (
     jobs_cmd,
     keys_cmd,
     pods_cmd,
+    pools_cmd,
     processes,
     schedules_cmd,
     up_cmd,
@@ -75,6 +76,7 @@ app.add_typer(db_cmd.db_app, name="db")
 app.add_typer(schedules_cmd.schedules_app, name="schedules")
 app.add_typer(keys_cmd.keys_app, name="keys")
 app.add_typer(deploy_cmd.deploy_app, name="deploy")
+app.add_typer(pools_cmd.pools_app, name="pools")
 app.command("submit")(jobs_cmd.submit)
 app.command("up")(up_cmd.up)
 app.command("web")(processes.web)

@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from jobyard.cli import log_setup
+from jobyard.cli.output import console
+from jobyard.cli.pools_cmd import build_environment
 from jobyard.cli.processes import install_stop_handlers
 from jobyard.cli.state import state_of
 from jobyard.errors import ConfigError
@@ -22,6 +24,7 @@ def launcher(
     ],
 ) -> None:
     """Start the queued jobs of a pod-per-job pool, each in a process of its own."""
+    from jobyard.execution.heartbeat import Heartbeat
     from jobyard.execution.pods.launcher import Launcher, job_root
     from jobyard.execution.pods.local import LocalRunner
 
@@ -37,12 +40,17 @@ def launcher(
             f'`jobyard worker --pool {pool}`, or set mode = "pod-per-job"'
         )
     runtime = state.runtime()
-    runner = LocalRunner(job_root(runtime, pool), run_job_command(), dict(os.environ))
+    python = build_environment(settings, pool, console(stderr=True))
+    command = [str(python), "-m", "jobyard"] if python is not None else run_job_command()
+    runner = LocalRunner(job_root(runtime, pool), command, dict(os.environ))
     stop = threading.Event()
     install_stop_handlers(stop)
+    heartbeat = Heartbeat(runtime, pool)
     try:
+        heartbeat.start()
         Launcher(runtime, pool, runner).run(stop)
     finally:
+        heartbeat.stop()
         runtime.close()
 
 

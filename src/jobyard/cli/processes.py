@@ -11,6 +11,8 @@ from typing import Annotated
 import typer
 
 from jobyard.cli import log_setup
+from jobyard.cli.output import console
+from jobyard.cli.pools_cmd import reexec_in_environment
 from jobyard.cli.state import state_of
 from jobyard.errors import ConfigError
 from jobyard.loader import load_yard_for
@@ -91,6 +93,7 @@ def worker(
     # An unreachable or unmigrated database is a one-line error here, not a Celery traceback
     # from inside a bootstep.
     Runtime.open(settings, yard=yard).close()
+    reexec_in_environment(settings, pool, console(stderr=True))
     raise typer.Exit(run_worker(settings, yard, pool))
 
 

@@ -16,10 +16,12 @@ from rich.console import Console
 from jobyard import access
 from jobyard.app import Yard
 from jobyard.cli.output import console
+from jobyard.cli.pools_cmd import build_environment
 from jobyard.cli.processes import install_stop_handlers, require_free_port
 from jobyard.cli.state import state_of
 from jobyard.config import UP_CONFIG_POINTER, Settings
 from jobyard.embedded import redis as embedded_redis
+from jobyard.environments.pool_env import ACTIVE_ENV, PoolEnvironment
 from jobyard.loader import load_yard_for
 from jobyard.runtime import Runtime, check_configuration
 from jobyard.store import migrate
@@ -78,12 +80,18 @@ def up(
     auth_mode = access.effective_mode(settings)
     require_free_port(settings.web.host, settings.web.port)
     out = console()
+    # Environments first: a pool whose requirements cannot be built starts nothing.
+    pythons = {pool: build_environment(settings, pool, out) for pool in settings.pools}
     redis_process = _start_embedded_broker(settings, out)
-    migrate.upgrade_url(settings.database)
-    if auth_mode == "keys" and not access.is_loopback(settings.web.host):
-        _require_a_key(settings, yard)  # web would refuse, and be restarted, in a loop
+    try:
+        migrate.upgrade_url(settings.database)
+        if auth_mode == "keys" and not access.is_loopback(settings.web.host):
+            _require_a_key(settings, yard)  # web would refuse, and be restarted, in a loop
+    except BaseException:
+        _stop_broker(redis_process)
+        raise
     _point_to_config(state.config)
-    supervisor = Supervisor(_children(settings, state.config), on_event=out.print)
+    supervisor = Supervisor(_children(settings, state.config, pythons), on_event=out.print)
     stop = threading.Event()
     install_stop_handlers(stop)
     supervisor.start()
@@ -109,9 +117,7 @@ def up(
     finally:
         out.print("stopping…")
         supervisor.stop()
-        if redis_process is not None:
-            redis_process.terminate()
-            redis_process.wait(10)
+        _stop_broker(redis_process)
         out.print("stopped")
 
 
@@ -123,6 +129,12 @@ def _start_embedded_broker(settings: Settings, out: Console) -> subprocess.Popen
     return process
 
 
+def _stop_broker(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None:
+        process.terminate()
+        process.wait(10)
+
+
 def _point_to_config(config: Path | None) -> None:
     """Let other commands run from this folder use the same config as this `up`."""
     UP_CONFIG_POINTER.parent.mkdir(parents=True, exist_ok=True)
@@ -132,8 +144,11 @@ def _point_to_config(config: Path | None) -> None:
         UP_CONFIG_POINTER.write_text(str(config.resolve()), encoding="utf-8")
 
 
-def _children(settings: Settings, config: Path | None) -> list[ChildSpec]:
-    """Children inherit this environment (database and broker URLs) plus these values."""
+def _children(
+    settings: Settings, config: Path | None, pythons: dict[str, Path | None]
+) -> list[ChildSpec]:
+    """Children inherit this environment (database and broker URLs) plus these values; the
+    workers of a pool with requirements run in its environment (`pythons`)."""
     env = {
         "JOBYARD_DATA_DIR": str(settings.resolved_data_dir),
         "JOBYARD_WEB__HOST": settings.web.host,
@@ -143,11 +158,14 @@ def _children(settings: Settings, config: Path | None) -> list[ChildSpec]:
         env["JOBYARD_CONFIG"] = str(config)
     base = [sys.executable, "-m", "jobyard"]
     specs = [ChildSpec("web", [*base, "web"], env)]
-    specs += [
-        ChildSpec(f"launcher-{name}", [*base, "launcher", "--pool", name], env)
-        if pool.mode == "pod-per-job"
-        else ChildSpec(f"worker-{name}", [*base, "worker", "--pool", name], env)
-        for name, pool in settings.pools.items()
-    ]
+    for name, pool in settings.pools.items():
+        if pool.mode == "pod-per-job":  # its job processes run in the pool's environment
+            specs.append(ChildSpec(f"launcher-{name}", [*base, "launcher", "--pool", name], env))
+            continue
+        python = pythons.get(name)
+        environment = PoolEnvironment.of(settings, name)
+        own = {ACTIVE_ENV: environment.key} if python and environment else {}
+        argv = [str(python or sys.executable), "-m", "jobyard", "worker", "--pool", name]
+        specs.append(ChildSpec(f"worker-{name}", argv, {**env, **own}))
     specs.append(ChildSpec("scheduler", [*base, "scheduler"], env))
     return specs

@@ -1,4 +1,4 @@
-"""Worker heartbeats: a row per worker process, refreshed on a timer.
+"""Worker heartbeats: a row per worker (or pod-per-job launcher) process, refreshed on a timer.
 
 Each beat also samples whether the worker consumes (`stall_watch`): its free slots against
 its queue's length in the broker. The row then says whether the consumer is stalled.
@@ -38,6 +38,7 @@ class Heartbeat:
         busy_slots: Callable[[], int] | None = None,
     ) -> None:
         config = runtime.settings.pools[pool]
+        launched = config.mode == "pod-per-job"  # a launcher: its slots are max_parallel
         now = runtime.clock()
         host, pid = socket.gethostname(), os.getpid()
         self.record = WorkerRecord(
@@ -45,8 +46,8 @@ class Heartbeat:
             pool=pool,
             hostname=host,
             pid=pid,
-            concurrency=config.concurrency,
-            celery_pool=config.celery_pool,
+            concurrency=config.max_parallel if launched else config.concurrency,
+            celery_pool="launcher" if launched else config.celery_pool,
             queue=runtime.settings.queue_for(pool),
             started_at=now,
             heartbeat_at=now,

@@ -70,7 +70,10 @@ def capacity(runtime: RuntimeDep) -> list[CapacityPublic]:
     out = []
     for name, config in runtime.settings.pools.items():
         stat = stats.get(name)
-        slots = sum(w.concurrency for w in live if w.pool == name)
+        if config.mode == "pod-per-job":  # one launcher leads; it starts up to max_parallel
+            slots = config.max_parallel if any(w.pool == name for w in live) else 0
+        else:
+            slots = sum(w.concurrency for w in live if w.pool == name)
         used = stat.running if stat else 0
         out.append(
             CapacityPublic(

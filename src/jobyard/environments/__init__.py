@@ -1,0 +1,1 @@
+"""Pool environments: a virtualenv per pool with `requirements`, built with uv on demand."""
