@@ -60,6 +60,8 @@ class JobDefinition:
     #: pod-per-job pools: what one job's process or pod needs (default: the pool's).
     resources: Resources | None = None
     description: str | None = None
+    #: Kubernetes: the image of this type's pods instead of the pool's.
+    image: str | None = None
     #: Declared in jobyard.toml (re-declared on every load) rather than in Python.
     from_config: bool = False
 
@@ -196,6 +198,7 @@ class Yard:
         priority: int = DEFAULT_PRIORITY,
         resources: Mapping[str, Any] | None = None,
         description: str | None = None,
+        image: str | None = None,
     ) -> JobDefinition:
         """Register a program in any language as a job type of a pod-per-job pool.
 
@@ -215,6 +218,7 @@ class Yard:
             priority=priority,
             resources=_resources(resources),
             description=description,
+            image=image,
         )
         self._jobs[name] = definition
         return definition
@@ -236,6 +240,7 @@ class Yard:
                 priority=spec.priority,
                 resources=spec.resources,
                 description=spec.description,
+                image=spec.image,
                 from_config=True,
             )
 
@@ -367,6 +372,7 @@ def _command_definition(
     priority: int,
     resources: Resources | None,
     description: str | None,
+    image: str | None = None,
     from_config: bool = False,
 ) -> JobDefinition:
     _check_job_options(retry.retries, retry.backoff_s, 300.0, timeout_s, priority)
@@ -391,6 +397,7 @@ def _command_definition(
         args_schema=dict(args_schema) if args_schema is not None else None,
         resources=resources,
         description=description,
+        image=image,
         from_config=from_config,
     )
 

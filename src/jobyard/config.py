@@ -28,6 +28,7 @@ from pydantic_settings import (
 
 from jobyard.config_sections import AuthSettings as AuthSettings
 from jobyard.config_sections import CommandJobType as CommandJobType
+from jobyard.config_sections import LauncherSettings as LauncherSettings
 from jobyard.config_sections import PoolConfig as PoolConfig
 from jobyard.config_sections import SchedulerSettings as SchedulerSettings
 from jobyard.config_sections import WebSettings as WebSettings
@@ -80,6 +81,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=lambda: AuthSettings())
     worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
     scheduler: SchedulerSettings = Field(default_factory=lambda: SchedulerSettings())
+    launcher: LauncherSettings = Field(default_factory=lambda: LauncherSettings())
     pools: dict[str, PoolConfig] = Field(default_factory=dict, description="Worker pools.")
     schedules: list[ScheduleSpec] = Field(
         default_factory=list, description="Config-managed schedules (`[[schedules]]`)."

@@ -228,6 +228,36 @@ class SchedulerSettings(_Section):
     )
 
 
+class LauncherSettings(_Section):
+    """Where the launchers of pod-per-job pools start job processes."""
+
+    runner: Literal["local", "kubernetes"] = Field(
+        "local",
+        description="`local`: a process group on the launcher's machine. `kubernetes`: a "
+        "batch/v1 Job per job (what `jobyard deploy kubernetes` sets).",
+    )
+    api_url: str | None = Field(
+        None,
+        description="Kubernetes API server; default the in-cluster service account, else "
+        "~/.kube/config.",
+    )
+    namespace: str | None = Field(
+        None, description="Namespace of the Jobs; default the launcher pod's own."
+    )
+    image: str | None = Field(
+        None, description="Image of job pods when neither the job type nor the pool names one."
+    )
+    release: str = Field(
+        "jobyard", description="The `jobyard deploy` release: names, labels, service account."
+    )
+    job_ttl_s: int = Field(
+        3600, ge=0, description="Kubernetes deletes a finished Job this long after it ends."
+    )
+    poll_s: float = Field(
+        1.0, gt=0, description="Kubernetes: seconds between looks at the pool's pods and logs."
+    )
+
+
 class CommandJobType(_Section):
     """A job type that is a program in any language (`[job_types."stats.fit"]`).
 
@@ -256,3 +286,4 @@ class CommandJobType(_Section):
         None, description="CPU, memory and GPUs of this type's pods; default the pool's."
     )
     description: str | None = Field(None, description="Shown on the dashboard's submit form.")
+    image: str | None = Field(None, description="Kubernetes: this type's image, not the pool's.")

@@ -65,3 +65,20 @@ yard.command(
     pool="pods",
     description="What a command sees of its environment: its job id, and no credentials.",
 )
+
+
+@yard.job("p.hog", pool="pods", resources={"memory": "300Mi"})
+def hog(megabytes: int = 600) -> int:
+    """Holds more memory than its type's limit: a node kills it (OOMKilled)."""
+    held = [bytearray(1 << 20) for _ in range(megabytes)]
+    time.sleep(30)
+    return len(held)
+
+
+yard.command(
+    "p.unpullable",
+    ["true"],
+    pool="pods",
+    image="registry.example.com/does-not-exist:1",
+    description="Kubernetes: its image cannot be pulled.",
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,6 +15,9 @@ from jobyard.cli.pools_cmd import build_environment
 from jobyard.cli.processes import install_stop_handlers
 from jobyard.cli.state import state_of
 from jobyard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jobyard.execution.pods.runner import Runner
 
 
 def launcher(
@@ -40,9 +43,17 @@ def launcher(
             f'`jobyard worker --pool {pool}`, or set mode = "pod-per-job"'
         )
     runtime = state.runtime()
-    python = build_environment(settings, pool, console(stderr=True))
-    command = [str(python), "-m", "jobyard"] if python is not None else run_job_command()
-    runner = LocalRunner(job_root(runtime, pool), command, dict(os.environ))
+    runner: Runner[Any]
+    if settings.launcher.runner == "kubernetes":  # each pool's image is its environment
+        from jobyard.execution.pods.kubernetes import KubernetesRunner, api_client, namespace_of
+
+        runner = KubernetesRunner(
+            settings, pool, runtime.yard, api_client(settings), namespace_of(settings)
+        )
+    else:
+        python = build_environment(settings, pool, console(stderr=True))
+        command = [str(python), "-m", "jobyard"] if python is not None else run_job_command()
+        runner = LocalRunner(job_root(runtime, pool), command, dict(os.environ))
     stop = threading.Event()
     install_stop_handlers(stop)
     heartbeat = Heartbeat(runtime, pool)

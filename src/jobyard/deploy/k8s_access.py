@@ -13,13 +13,10 @@ from typing import Any
 from jobyard.config import Settings
 from jobyard.deploy.k8s_meta import Target, metadata
 
+#: Exactly what `execution.pods.kubernetes.KubernetesRunner` calls (its test checks it).
 LAUNCHER_RULES: list[dict[str, Any]] = [
-    {
-        "apiGroups": ["batch"],
-        "resources": ["jobs"],
-        "verbs": ["create", "get", "list", "watch", "delete"],
-    },
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "list", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
 ]
 

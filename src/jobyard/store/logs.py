@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from jobyard.store.models import logs_table
 from jobyard.store.records import LogRecord
@@ -31,3 +31,9 @@ def page(
         .limit(limit)
     )
     return [LogRecord(r.id, r.attempt, r.created_at, r.level, r.message) for r in rows]
+
+
+def count(conn: Connection, job_id: uuid.UUID, attempt: int) -> int:
+    """How many log lines one attempt has stored (where an adopting launcher resumes)."""
+    query = select(func.count()).where(L.job_id == job_id, L.attempt == attempt)
+    return int(conn.execute(query).scalar_one())

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from jobyard.domain.states import AttemptOutcome, JobState
 from jobyard.events.types import progress_event, state_event
@@ -27,11 +28,11 @@ from jobyard.execution.executor import Failure, ProcessState
 from jobyard.execution.leases import LeaseKeeper
 from jobyard.execution.owners import owner_id
 from jobyard.execution.pods import stream
-from jobyard.execution.pods.local import LocalJob, LocalRunner
+from jobyard.execution.pods.runner import JobHandle, Runner, RunnerUnavailable
 from jobyard.execution.pods.spec import LaunchSpec
 from jobyard.runtime import Runtime
 from jobyard.scheduler.leader import Leadership
-from jobyard.store import jobs, launches
+from jobyard.store import jobs, launches, logs
 from jobyard.store.db import describe, is_transient
 from jobyard.store.records import JobRecord
 
@@ -47,7 +48,7 @@ class Tracked:
     """A job process this launcher follows."""
 
     job: JobRecord
-    handle: LocalJob
+    handle: JobHandle
     #: The secret of the outcome line; None when unknown (then no line counts as one).
     nonce: str | None
     splitter: stream.LineSplitter = field(default_factory=stream.LineSplitter)
@@ -55,12 +56,14 @@ class Tracked:
     #: Why the launcher stops it: timeout, cancelled, shutdown.
     stop_reason: str | None = None
     stop_sent_at: float | None = None
+    #: Log lines already stored by an earlier launcher, skipped when its output is read again.
+    skip_logs: int = 0
 
 
 class Launcher:
     """The launcher of one pod-per-job pool."""
 
-    def __init__(self, runtime: Runtime, pool: str, runner: LocalRunner) -> None:
+    def __init__(self, runtime: Runtime, pool: str, runner: Runner[Any]) -> None:
         self.runtime = runtime
         self.pool = pool
         self.runner = runner
@@ -72,7 +75,7 @@ class Launcher:
         )
         self.tracked: dict[uuid.UUID, Tracked] = {}
         #: Processes of attempts that no longer run (found at adoption), being stopped.
-        self.orphans: dict[uuid.UUID, tuple[LocalJob, float]] = {}
+        self.orphans: dict[uuid.UUID, tuple[JobHandle, float]] = {}
         self._adopted = False
         self._last_cancel_check = 0.0
 
@@ -151,19 +154,17 @@ class Launcher:
             if job.id not in self.tracked:  # claimed, but its process never started
                 self._retry_unstarted(job)
 
-    def _take(self, handle: LocalJob) -> bool:
+    def _take(self, handle: JobHandle) -> bool:
         until = self.runtime.clock() + timedelta(seconds=self.runtime.settings.worker.lease_s)
         with self.runtime.db.write() as conn:
             job = launches.adopt(conn, handle.job_id, handle.attempt, self.owner, until)
+            stored = logs.count(conn, handle.job_id, handle.attempt) if job else 0
         if job is None:
             return False
-        try:
-            spec = LaunchSpec.from_json((handle.folder / "spec.json").read_text(encoding="utf-8"))
-            nonce = spec.nonce
-        except (OSError, ValueError, KeyError):
-            nonce = None  # no outcome line can be trusted: the exit decides
+        # Without the nonce no outcome line can be trusted: the process's end decides.
+        nonce = self.runner.nonce_of(handle)
         self.state.leases.hold(job.id, job.attempt)
-        self.tracked[job.id] = Tracked(job, handle, nonce)
+        self.tracked[job.id] = Tracked(job, handle, nonce, skip_logs=stored)
         log.info(
             "adopted job %s (attempt %d)",
             job.id,
@@ -183,6 +184,7 @@ class Launcher:
 
     def follow(self) -> None:
         """Read output, stop what must stop, record what ended."""
+        self.runner.refresh()
         self._check_cancelled()
         now = self.runtime.clock()
         grace_s = self.runtime.settings.worker.cancel_grace_s
@@ -239,7 +241,7 @@ class Launcher:
     def _send_stop(self, tracked: Tracked) -> None:
         tracked.stop_sent_at = time.monotonic()
         self.runner.signal(tracked.handle, signal.SIGTERM)
-        if self.runtime.settings.worker.cancel_grace_s <= 0:
+        if self.runtime.settings.worker.cancel_grace_s <= 0 and not self.runner.uses_grace_itself():
             self.runner.signal(tracked.handle, signal.SIGKILL)
 
     def _read_output(self, tracked: Tracked, *, final: bool = False) -> None:
@@ -257,6 +259,8 @@ class Launcher:
                 tracked.outcome = parsed
             elif isinstance(parsed, stream.ProgressLine):
                 progress = parsed
+            elif tracked.skip_logs > 0:
+                tracked.skip_logs -= 1  # stored before this launcher adopted the job
             else:
                 rows.append(
                     {
@@ -270,9 +274,6 @@ class Launcher:
         executor.write_logs(self.state, job, rows)
         if progress is not None:
             self._store_progress(tracked, progress)
-        self.runner.remember_offset(
-            tracked.handle, tracked.handle.offset - tracked.splitter.pending
-        )
 
     def _store_progress(self, tracked: Tracked, progress: stream.ProgressLine) -> None:
         job, now = tracked.job, self.runtime.clock()
@@ -316,7 +317,12 @@ class Launcher:
                 executor.record_failure(
                     self.state,
                     job,
-                    Failure(AttemptOutcome.FAILED, _death(tracked.handle), "JobProcessDied", None),
+                    Failure(
+                        AttemptOutcome.FAILED,
+                        self.runner.describe_end(tracked.handle),
+                        "JobProcessDied",
+                        None,
+                    ),
                 )
         finally:
             self.state.leases.release(job.id)
@@ -356,6 +362,13 @@ class Launcher:
         )
         try:
             handle = self.runner.start(spec)
+        except RunnerUnavailable as exc:
+            log.warning("could not start job %s: %s", job.id, exc, extra={"job_id": job.id})
+            try:
+                self._retry_unstarted(job)
+            finally:
+                self.state.leases.release(job.id)
+            return
         except OSError as exc:
             failure = Failure(
                 AttemptOutcome.FAILED,
@@ -372,10 +385,21 @@ class Launcher:
 
     # -- stopping ------------------------------------------------------------------------------
 
+    def _leave_running(self) -> None:
+        """Stop following: the jobs keep running for the next launcher to adopt."""
+        self.state.leases.stop()
+        try:
+            self.leadership.release()
+        except Exception as exc:
+            log.warning("could not release the launcher lease: %s", describe(exc))
+
     def shutdown(self, grace_s: float | None = None) -> None:
         """Stop every running job (SIGTERM, SIGKILL after the grace) and record what it did:
         an outcome it reported stands; one it did not reach runs again as a new attempt."""
         grace = self.runtime.settings.worker.cancel_grace_s if grace_s is None else grace_s
+        if self.runner.keeps_jobs_across_restarts():
+            self._leave_running()
+            return
         try:
             for tracked in self.tracked.values():
                 if tracked.stop_reason is None:
@@ -408,21 +432,6 @@ def _failure_of(outcome: stream.Outcome) -> Failure:
         retry_after_s=outcome.retry_after_s,
         permanent=outcome.permanent,
     )
-
-
-def _death(handle: LocalJob) -> str:
-    """Why a process that reported no outcome ended, as far as this launcher can tell."""
-    code = handle.exit_code()
-    if code is None:
-        return "the job process ended without reporting an outcome"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        hint = " (out of memory?)" if name == "SIGKILL" else ""
-        return f"the job process was killed by {name}{hint} before reporting an outcome"
-    return f"the job process exited with code {code} before reporting an outcome"
 
 
 def job_root(runtime: Runtime, pool: str) -> Path:

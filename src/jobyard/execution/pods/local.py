@@ -2,7 +2,7 @@
 
 Every attempt gets a folder under `<data_dir>/launcher/<pool>/<job id>.<attempt>/`:
 `spec.json` (what to run), `output.log` (the job's stdout and stderr, the stream the launcher
-reads), `pid` (the process group), `offset` (how much of the output is stored) and `lock`.
+reads), `pid` (the process group) and `lock`.
 The launcher takes an exclusive `flock` on `lock` before it starts the process and hands the
 locked descriptor to it: the lock is then held exactly as long as the job process lives, so a
 new launcher tells a running job from a finished one without trusting a pid that may have been
@@ -116,7 +116,6 @@ class LocalRunner:
                 job = LocalJob(uuid.UUID(name), int(attempt), folder)
             except ValueError:
                 continue
-            job.offset = _read_int(folder / "offset")
             found.append(job)
         return found
 
@@ -147,9 +146,30 @@ class LocalRunner:
         job.offset += len(data)
         return data
 
-    def remember_offset(self, job: LocalJob, offset: int) -> None:
-        """Note how much output is stored, so an adopting launcher does not store it twice."""
-        _write_atomic(job.folder / "offset", str(offset))
+    def refresh(self) -> None:
+        """Nothing to fetch: each question goes to the process or its folder."""
+
+    def nonce_of(self, job: LocalJob) -> str | None:
+        try:
+            return LaunchSpec.from_json((job.folder / "spec.json").read_text("utf-8")).nonce
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def describe_end(self, job: LocalJob) -> str:
+        code = job.exit_code()
+        if code is None:
+            return "the job process ended without reporting an outcome"
+        if code < 0:
+            name = signal_name(-code)
+            hint = " (out of memory?)" if name == "SIGKILL" else ""
+            return f"the job process was killed by {name}{hint} before reporting an outcome"
+        return f"the job process exited with code {code} before reporting an outcome"
+
+    def uses_grace_itself(self) -> bool:
+        return False
+
+    def keeps_jobs_across_restarts(self) -> bool:
+        return False
 
     def signal(self, job: LocalJob, signum: signal.Signals) -> None:
         """Send `signum` to the job's whole process group, if it still runs."""
@@ -174,8 +194,8 @@ def _write_atomic(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def _read_int(path: Path) -> int:
+def signal_name(number: int) -> str:
     try:
-        return int(path.read_text(encoding="ascii"))
-    except (OSError, ValueError):
-        return 0
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
