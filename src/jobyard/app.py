@@ -55,6 +55,9 @@ class JobDefinition:
     #: A command job type: the program and its arguments, run with `workdir` as its folder.
     command: tuple[str, ...] | None = None
     workdir: str | None = None
+    #: `workdir` as declared (None or relative): in a container it is taken from the image's
+    #: working directory instead of the folder of jobyard.toml.
+    declared_workdir: str | None = None
     #: A command job type's JSON Schema for its args.
     args_schema: Mapping[str, Any] | None = None
     #: pod-per-job pools: what one job's process or pod needs (default: the pool's).
@@ -235,6 +238,7 @@ class Yard:
                 pool=spec.pool,
                 args_schema=spec.args_schema,
                 workdir=str(settings.resolve_path(spec.workdir or ".")),
+                declared_workdir=str(spec.workdir) if spec.workdir is not None else None,
                 retry=RetryPolicy(spec.retries, spec.backoff_s, 300.0, True),
                 timeout_s=spec.timeout_s,
                 priority=spec.priority,
@@ -368,6 +372,7 @@ def _command_definition(
     args_schema: Mapping[str, Any] | None,
     workdir: str | None,
     retry: RetryPolicy,
+    declared_workdir: str | None = None,
     timeout_s: float,
     priority: int,
     resources: Resources | None,
@@ -394,6 +399,7 @@ def _command_definition(
         model_argument=False,
         command=tuple(command),
         workdir=workdir,
+        declared_workdir=declared_workdir if from_config else workdir,
         args_schema=dict(args_schema) if args_schema is not None else None,
         resources=resources,
         description=description,

@@ -114,6 +114,16 @@ def render(
     }
     for name, pool in settings.pools.items():
         grace = int(longest_timeouts.get(name, 3600.0)) + GRACE_EXTRA_S
+        if pool.mode == "pod-per-job":
+            # One launcher; its jobs run as process groups inside its container (the local
+            # runner), each stopped with the launcher and run again after it.
+            services[f"launcher-{name}"] = {
+                **_common(pool.image or image),
+                "command": ["launcher", "--pool", name],
+                "depends_on": _after_migrate(),
+                "stop_grace_period": f"{GRACE_EXTRA_S}s",
+            }
+            continue
         services[f"worker-{name}"] = {
             **_common(pool.image or image),
             "command": ["worker", "--pool", name],

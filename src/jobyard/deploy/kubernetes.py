@@ -306,8 +306,13 @@ def scheduler(target: Target, config_hash: str) -> dict[str, Any]:
 def worker(
     name: str, pool: PoolConfig, longest_timeout_s: float, target: Target, config_hash: str
 ) -> dict[str, Any]:
-    """One pool's worker Deployment; KEDA owns its replica count (so it sets none)."""
-    container = {
+    """One pool's worker Deployment; KEDA owns its replica count (so it sets none).
+
+    A pod-per-job pool gets its launcher instead: one replica (a standby during a rollout
+    waits for the leader lease), small, with the API token its Role allows, creating a Job
+    per job in this namespace from the pool's image."""
+    launches = pool.mode == "pod-per-job"
+    container: dict[str, Any] = {
         "name": "worker",
         "image": pool.image or target.image,
         "args": ["worker", "--pool", name],
@@ -316,6 +321,14 @@ def worker(
         "startupProbe": _check_probe(name, period_s=5, failures=24),
         "livenessProbe": _check_probe(name, period_s=30, failures=3),
     }
+    if launches:
+        container = {
+            "name": "launcher",
+            "image": target.image,
+            "args": ["launcher", "--pool", name],
+            "env": _env(target, name) + _launcher_env(pool, target),
+            "resources": _resources(None),
+        }
     grace = min(int(longest_timeout_s) + GRACE_EXTRA_S, GRACE_CAP_S)
     extra: dict[str, Any] = {}
     if pool.node_selector:
@@ -325,9 +338,9 @@ def worker(
         tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
     if tolerations:
         extra["tolerations"] = tolerations
-    pod = _pod_spec(
-        target, container, grace_s=grace, extra=extra, launcher=pool.mode == "pod-per-job"
-    )
+    if launches:  # its jobs' pods are placed by their Jobs; the launcher runs anywhere
+        extra, grace = {}, GRACE_EXTRA_S
+    pod = _pod_spec(target, container, grace_s=grace, extra=extra, launcher=launches)
     annotations = {}
     if longest_timeout_s > LONG_JOB_S:
         annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] = "false"
@@ -336,6 +349,7 @@ def worker(
         "kind": "Deployment",
         "metadata": metadata(target, f"{target.release}-worker-{name}", "worker", name),
         "spec": {
+            **({"replicas": 1} if launches else {}),
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
@@ -344,6 +358,19 @@ def worker(
             "template": _template(target, "worker", pod, config_hash, name, annotations),
         },
     }
+
+
+def _launcher_env(pool: PoolConfig, target: Target) -> list[dict[str, Any]]:
+    """Where the launcher creates its Jobs: this namespace, the pool's image, this release."""
+    return [
+        {"name": "JOBYARD_LAUNCHER__RUNNER", "value": "kubernetes"},
+        {"name": "JOBYARD_LAUNCHER__RELEASE", "value": target.release},
+        {"name": "JOBYARD_LAUNCHER__IMAGE", "value": pool.image or target.image},
+        {
+            "name": "JOBYARD_LAUNCHER__NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        },
+    ]
 
 
 def _check_probe(pool: str, *, period_s: int, failures: int) -> dict[str, Any]:
@@ -576,6 +603,9 @@ def render(
         files["datastores.yaml"] = datastores(target)
     for name, pool in settings.pools.items():
         timeout = longest_timeouts.get(name, 3600.0)
+        if pool.mode == "pod-per-job":  # its Jobs are the scaling; one launcher runs them
+            files[f"launcher-{name}.yaml"] = [worker(name, pool, timeout, target, config_hash)]
+            continue
         scaler = hpa(name, pool, target) if target.autoscaler == "hpa" else None
         files[f"worker-{name}.yaml"] = [
             worker(name, pool, timeout, target, config_hash),

@@ -89,6 +89,7 @@ class _StreamLogHandler(logging.Handler):
 def run(yard: Yard, spec: LaunchSpec, out: IO[str] | None = None) -> int:
     """Run the attempt, print its outcome line; the exit code is 0 once that line is out."""
     reporter = Reporter(out or sys.stdout, spec.nonce)
+    in_container = SPEC_JSON_ENV in os.environ  # a Kubernetes pod: paths are the image's
     _forget_spec_variables()
     signal.signal(signal.SIGTERM, lambda *_: reporter.stop_requested.set())
     try:
@@ -97,7 +98,8 @@ def run(yard: Yard, spec: LaunchSpec, out: IO[str] | None = None) -> int:
         reporter.outcome(_failed(exc, permanent=True))
         return 0
     if definition.command is not None:
-        reporter.outcome(run_command(definition, spec, reporter))
+        workdir = definition.declared_workdir if in_container else definition.workdir
+        reporter.outcome(run_command(definition, spec, reporter, workdir))
     else:
         reporter.outcome(_run_function(definition, spec, reporter))
     return 0
@@ -126,7 +128,9 @@ def _run_function(
     return _checked_result(result)
 
 
-def run_command(definition: JobDefinition, spec: LaunchSpec, reporter: Reporter) -> stream.Outcome:
+def run_command(
+    definition: JobDefinition, spec: LaunchSpec, reporter: Reporter, workdir: str | None
+) -> stream.Outcome:
     """Run the program with the args file and result path; its exit code decides."""
     assert definition.command is not None
     with tempfile.TemporaryDirectory(prefix="jobyard-job-") as folder:
@@ -143,7 +147,7 @@ def run_command(definition: JobDefinition, spec: LaunchSpec, reporter: Reporter)
         try:
             process = subprocess.Popen(
                 list(definition.command),
-                cwd=definition.workdir,
+                cwd=workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -152,7 +156,7 @@ def run_command(definition: JobDefinition, spec: LaunchSpec, reporter: Reporter)
         except FileNotFoundError as exc:
             missing = exc.filename if exc.filename else definition.command[0]
             relative = "/" in missing and not missing.startswith("/")
-            where = f" (in {definition.workdir})" if relative and definition.workdir else ""
+            where = f" (in {workdir or os.getcwd()})" if relative else ""
             return stream.Outcome(
                 "failed", error=f"command not found: {missing}{where}", error_type="CommandNotFound"
             )
