@@ -27,7 +27,9 @@ from jobyard.store.db import Database
 POSTGRES_URL = os.environ.get("JOBYARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("JOBYARD_TEST_REDIS", "redis://127.0.0.1:6379/5")
 AMQP_URL = os.environ.get("JOBYARD_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
-TEMPLATE_DB = "jobyard_test_template"
+#: One template per test session (pid), so sessions side by side (pytest-xdist, a developer
+#: running one module while the suite runs) never drop each other's template.
+TEMPLATE_DB = f"jobyard_test_template_{os.getpid()}"
 
 REMEDIES = {
     "postgres": "start PostgreSQL on 127.0.0.1:5432 (pg_ctlcluster 15 main start) "

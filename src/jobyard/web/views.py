@@ -184,7 +184,14 @@ def _job(runtime: Runtime, job_id: uuid.UUID) -> dict[str, Any]:
     return {
         "job": record,
         "attempts": attempts,
-        "cancel_hint": _cancel_hint(runtime, pool.celery_pool if pool else None),
+        "cancel_hint": _cancel_hint(
+            runtime,
+            "pod-per-job"
+            if pool and pool.mode == "pod-per-job"
+            else pool.celery_pool
+            if pool
+            else None,
+        ),
         "cancellable": {s.value for s in CANCELLABLE_STATES},
         "retryable": {s.value for s in RETRYABLE_BY_USER_STATES},
     }
@@ -192,6 +199,12 @@ def _job(runtime: Runtime, job_id: uuid.UUID) -> dict[str, Any]:
 
 def _cancel_hint(runtime: Runtime, celery_pool: str | None) -> str:
     """What Cancel does to a running job of this pool kind (the button's tooltip)."""
+    if celery_pool == "pod-per-job":
+        grace = runtime.settings.worker.cancel_grace_s
+        return (
+            "The job's own process (or Kubernetes Job) gets SIGTERM at once, and is killed "
+            f"{grace:g}s later if it is still running."
+        )
     if celery_pool == "prefork":
         grace = runtime.settings.worker.cancel_grace_s
         return (
