@@ -4,8 +4,9 @@
 
 For the same no-op job in a pod-per-job pool (`max_parallel = N`, a fresh `jobyard run-job`
 process per job, local runner) and in a prefork `workers` pool of the same concurrency:
-submit→job-code-started latency p50/p95 (the job returns when its code began), end-to-end
-jobs/s for `--jobs` one-by-one submits, and memory per running job (a job process's RSS, or a
+submit→job-code-started latency p50/p95 into an idle pool (the job returns when its code
+began; a fresh process must start and import the job's module first), end-to-end jobs/s for
+`--jobs` one-by-one submits, and memory per running job (a job process's RSS, or a
 worker's whole process tree divided by its slots, sampled while every slot holds a job). Then
 the time to build a pool environment with one small requirement: new (warm uv cache), new
 with an empty uv cache (everything downloaded), and when it is already built.
@@ -90,17 +91,27 @@ def wait_all(runtime: Runtime, ids: list[uuid.UUID], timeout_s: float = 600) -> 
     return [done[i] for i in ids]
 
 
-def measure(runtime: Runtime, job_type: str, count: int) -> tuple[list[float], float]:
-    """Start latencies (ms) of `count` one-by-one submits, and end-to-end jobs/s."""
+def start_latencies(runtime: Runtime, job_type: str, count: int) -> list[float]:
+    """submit→job-code-started (ms) of `count` jobs submitted one at a time to an idle pool
+    (each after the last one finished), so no job waits for a slot."""
+    waits = []
+    for _ in range(count):
+        request = submit.JobRequest(job_type, {})
+        job_id = submit.submit_one(runtime, request, submitted_by="bench").job.id
+        (job,) = wait_all(runtime, [job_id])
+        waits.append((job.result - job.created_at.timestamp()) * 1000)  # type: ignore[attr-defined]
+    return waits
+
+
+def throughput(runtime: Runtime, job_type: str, count: int) -> float:
+    """End-to-end jobs/s of `count` jobs submitted one by one as fast as possible."""
     began = time.monotonic()
     ids = [
         submit.submit_one(runtime, submit.JobRequest(job_type, {}), submitted_by="bench").job.id
         for _ in range(count)
     ]
-    finished = wait_all(runtime, ids)
-    elapsed = time.monotonic() - began
-    waits = [(job.result - job.created_at.timestamp()) * 1000 for job in finished]  # type: ignore[attr-defined]
-    return waits, count / elapsed
+    wait_all(runtime, ids)
+    return count / (time.monotonic() - began)
 
 
 def memory_per_job(
@@ -161,6 +172,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--parallel", type=int, default=4)
+    parser.add_argument("--latency-jobs", type=int, default=40)
     parser.add_argument("--skip-env", action="store_true", help="Skip the environment builds.")
     options = parser.parse_args()
     rows = []
@@ -176,15 +188,19 @@ def main() -> None:
             process = start(settings, command, "--pool", pool)
             time.sleep(6)  # start-up is not what is measured
             with console.status(f"{label}: {options.jobs} jobs…"):
-                measure(runtime, job_type, options.parallel * 2)  # warm up
-                waits, rate = measure(runtime, job_type, options.jobs)
+                throughput(runtime, job_type, options.parallel * 2)  # warm up
+                waits = start_latencies(runtime, job_type, options.latency_jobs)
+                rate = throughput(runtime, job_type, options.jobs)
                 rss = memory_per_job(runtime, job_type, options.parallel, process)
             stop(process)
             cuts = statistics.quantiles(waits, n=20)
             rows.append((label, statistics.median(waits), cuts[18], rate, rss))
         runtime.close()
         builds = {} if options.skip_env else env_builds(Path(folder))
-    table = Table(title=f"{options.jobs} no-op jobs submitted one by one (PostgreSQL + Redis)")
+    table = Table(
+        title=f"no-op jobs on PostgreSQL + Redis: start latency of {options.latency_jobs} jobs "
+        f"into an idle pool; end-to-end of {options.jobs} submitted one by one at once"
+    )
     for column in ("pool", "submit→started p50", "p95", "end-to-end", "memory per running job"):
         table.add_column(column, justify="right" if column != "pool" else "left")
     for label, p50, p95, rate, rss in rows:

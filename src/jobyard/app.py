@@ -6,7 +6,6 @@ Declaring a job does no I/O. `yard.submit()` and `yard.get()` open a `Runtime` o
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -120,6 +119,8 @@ class JobDefinition:
                 *positional, **{k: getattr(model, k) for k in type(model).model_fields}
             )
         if inspect.iscoroutine(outcome):
+            import asyncio  # only async jobs pay for it (a pod-per-job process starts faster)
+
             return asyncio.run(outcome)
         return outcome
 
