@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlparse
 
 _JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?$")
 _PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?$")
+_NODES = re.compile(r"^/api/v1/nodes$")
 _UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "k": 10**3, "M": 10**6, "G": 10**9}
 
 
@@ -61,6 +62,7 @@ class FakeCluster:
         self.base_env = dict(base_env)
         self.workdir = workdir
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
         self.pods: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, bytearray] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -91,6 +93,21 @@ class FakeCluster:
             process.wait()
             if process.stdout is not None:
                 process.stdout.close()
+
+    def add_node(self, name: str, labels: dict[str, str], cpu: str, memory: str, gpu: int) -> None:
+        allocatable = {"cpu": cpu, "memory": memory, "pods": "110"}
+        if gpu:
+            allocatable["nvidia.com/gpu"] = str(gpu)
+        self.nodes[name] = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": labels, "uid": str(uuid.uuid4())},
+            "spec": {},
+            "status": {
+                "allocatable": allocatable,
+                "conditions": [{"type": "Ready", "status": "True"}],
+            },
+        }
 
     # -- API verbs -----------------------------------------------------------------------------
 
@@ -340,6 +357,11 @@ class _Handler(BaseHTTPRequestHandler):
         if match := _JOBS.match(url.path):
             namespace, name = match.groups()
             self._jobs(method, namespace, name, query, body)
+        elif _NODES.match(url.path) and method == "GET":
+            self.cluster.requests.append(("list", "nodes"))
+            self._send(
+                200, self.cluster.list(self.cluster.nodes, "NodeList", query.get("labelSelector"))
+            )
         elif match := _PODS.match(url.path):
             namespace, name, log = match.groups()
             self._pods(method, name, log, query)

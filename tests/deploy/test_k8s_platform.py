@@ -143,7 +143,13 @@ def test_no_role_at_all_without_a_pod_per_job_pool() -> None:
 
 def test_the_launcher_role_is_exactly_what_pod_per_job_needs() -> None:
     objects = _pod_per_job_objects()
-    assert not [o for o in objects if o["kind"].startswith("Cluster")]
+    cluster = [o for o in objects if o["kind"].startswith("Cluster")]
+    assert [o["kind"] for o in cluster] == ["ClusterRole", "ClusterRoleBinding"]
+    assert cluster[0]["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]
+    assert cluster[1]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "jobyard-launcher", "namespace": "jobyard"}
+    ]
+    assert all("namespace" not in o["metadata"] for o in cluster)
     role = next(o for o in objects if o["kind"] == "Role")
     # What the launcher's Kubernetes runner calls, and no more (tests/integration/
     # test_pod_per_job_kubernetes.py records every request it makes and compares).

@@ -216,7 +216,7 @@ def test_a_stalled_worker_shows_in_pools_workers_and_metrics(client: TestClient)
     capacity = {c["pool"]: c for c in client.get("/api/v1/capacity").json()}
     assert capacity["media"] == {
         "pool": "media", "mode": "workers", "workers": 1, "slots": 2, "used": 0, "free": 2,
-        "queued": 0,
+        "queued": 0, "nodes": None,
     }  # fmt: skip
     assert capacity["general"]["slots"] == 0
     (worker,) = client.get("/api/v1/workers").json()

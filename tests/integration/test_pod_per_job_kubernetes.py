@@ -20,8 +20,10 @@ import kubernetes_validate
 import pytest
 
 from jobyard.actions import cancel
+from jobyard.api.routes.pools import capacity
+from jobyard.api.schemas import CapacityPublic
 from jobyard.config import Settings
-from jobyard.deploy.k8s_access import LAUNCHER_RULES
+from jobyard.deploy.k8s_access import LAUNCHER_CLUSTER_RULES, LAUNCHER_RULES
 from jobyard.dispatch import submit
 from jobyard.domain.states import JobState
 from jobyard.store import jobs, logs
@@ -56,7 +58,14 @@ def k8s_settings(k8s_backend: Backend, tmp_path_factory: pytest.TempPathFactory)
         k8s_backend,
         tmp_path_factory.mktemp("data"),
         yard="tests.yards.pods:yard",
-        pools={"pods": {"mode": "pod-per-job", "max_parallel": 4, "resources": {"memory": "1Gi"}}},
+        pools={
+            "pods": {
+                "mode": "pod-per-job",
+                "max_parallel": 4,
+                "resources": {"memory": "1Gi"},
+                "node_selector": {"node-role": "jobs"},
+            }
+        },
         worker={"lease_s": 20.0, "lease_renew_s": 1.0, "cancel_grace_s": 1.0},
         scheduler={"poll_interval_s": 0.2, "lease_s": 2.0, "dispatch_grace_s": 1.0},
         launcher={"runner": "kubernetes", "namespace": NAMESPACE, "poll_s": 0.2},
@@ -69,7 +78,10 @@ def cluster(
 ) -> Iterator[FakeCluster]:
     # What a job pod would get from the ConfigMap and its image; never database credentials.
     env = {k: v for k, v in settings_env(k8s_settings).items() if "_URL" not in k}
-    fake = FakeCluster(env, tmp_path_factory.mktemp("node")).start()
+    fake = FakeCluster(env, tmp_path_factory.mktemp("node"))
+    fake.add_node("gpu-1", {"node-role": "jobs"}, cpu="16", memory="64Gi", gpu=2)
+    fake.add_node("web-1", {"node-role": "web"}, cpu="4", memory="8Gi", gpu=0)
+    fake.start()
     yield fake
     fake.stop()
 
@@ -172,9 +184,22 @@ def test_cancel_deletes_the_job_and_a_restarted_launcher_adopts_the_rest(
         steps = [line for line in _log_lines(k8s, job_id) if line.startswith("did step")]
         assert steps == ["did step 1", "did step 2", "did step 3"]
 
-    # The launcher called exactly what the Role rendered by `deploy kubernetes` allows.
-    allowed = {(verb, rule["resources"][0]) for rule in LAUNCHER_RULES for verb in rule["verbs"]}
+    # The launcher called exactly what the Roles rendered by `deploy kubernetes` allow.
+    rules = LAUNCHER_RULES + LAUNCHER_CLUSTER_RULES
+    allowed = {(verb, rule["resources"][0]) for rule in rules for verb in rule["verbs"]}
     assert set(cluster.requests) == allowed
+
+
+def test_capacity_lists_the_nodes_matching_the_pools_selector(k8s: Stack) -> None:
+    def seen() -> list[CapacityPublic]:
+        found = [c for c in capacity(k8s.runtime) if c.pool == "pods" and c.nodes]
+        return found
+
+    (pods,) = wait_for(seen, timeout_s=20, what="the launcher to record its nodes")
+    assert pods.slots == 4
+    assert [n.model_dump() for n in pods.nodes or []] == [
+        {"name": "gpu-1", "cpu": "16", "memory": "64Gi", "gpu": 2, "ready": True}
+    ]
 
 
 def _gone(pid: int) -> bool:

@@ -153,6 +153,19 @@ class PoolPublic(BaseModel):
     workers_stalled: int
     oldest_queued_age_s: float | None
     job_types: list[str]
+    #: pod-per-job pools: the most jobs running at once (their launcher's slots).
+    max_parallel: int | None = None
+
+
+class NodePublic(BaseModel):
+    """A Kubernetes node a pod-per-job pool's jobs may run on (it matches the pool's
+    `node_selector`), with what it can allocate."""
+
+    name: str
+    cpu: str | None
+    memory: str | None
+    gpu: int
+    ready: bool = Field(description="Ready and schedulable.")
 
 
 class CapacityPublic(BaseModel):
@@ -165,6 +178,11 @@ class CapacityPublic(BaseModel):
     used: int = Field(description="Jobs running now.")
     free: int = Field(description="Slots not in use; 0 when more jobs run than slots are known.")
     queued: int
+    nodes: list[NodePublic] | None = Field(
+        None,
+        description="Kubernetes pod-per-job pools: the nodes matching the pool's node selector, "
+        "as its launcher last saw them (every 30 s); null for other pools.",
+    )
 
 
 class WorkerPublic(BaseModel):

@@ -59,7 +59,7 @@ def launcher(
     heartbeat = Heartbeat(runtime, pool)
     try:
         heartbeat.start()
-        Launcher(runtime, pool, runner).run(stop)
+        Launcher(runtime, pool, runner, worker_id=heartbeat.record.id).run(stop)
     finally:
         heartbeat.stop()
         runtime.close()

@@ -3,7 +3,8 @@
 Web, scheduler and `workers`-mode pools never call the Kubernetes API, so they share a
 ServiceAccount with no token mounted and no Role. Only a pool in `pod-per-job` mode runs a
 launcher that creates a Job per job and follows its pod and logs; it gets its own
-ServiceAccount bound to a Role with exactly those verbs, in this namespace only.
+ServiceAccount bound to a Role with exactly those verbs, in this namespace only, plus a
+read-only ClusterRole to list nodes (what `/api/v1/capacity` shows for its pool).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ LAUNCHER_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "list", "delete"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+]
+#: Nodes are cluster-wide: listing them (for the capacity view) needs a ClusterRole, read-only.
+LAUNCHER_CLUSTER_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]},
 ]
 
 
@@ -64,6 +69,30 @@ def access_objects(settings: Settings, target: Target) -> list[dict[str, Any]]:
                 "apiGroup": "rbac.authorization.k8s.io",
                 "kind": "Role",
                 "name": name,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": target.namespace}],
+        },
+    ]
+    # Cluster-scoped, so named after the namespace too: two releases never share one.
+    nodes_name = f"{target.namespace}-{name}-nodes"
+    cluster_meta = {
+        k: v for k, v in metadata(target, nodes_name, "identity").items() if k != "namespace"
+    }
+    objects += [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": cluster_meta,
+            "rules": LAUNCHER_CLUSTER_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": cluster_meta,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": nodes_name,
             },
             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": target.namespace}],
         },

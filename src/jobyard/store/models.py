@@ -158,6 +158,9 @@ class Worker(Base):
     #: Set while the worker's consumer receives nothing although it has a free slot and its
     #: queue holds messages (`execution.stall_watch`).
     stalled_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A Kubernetes pod-per-job launcher: the nodes matching its pool's selector, with what
+    #: they can allocate (`[{"name", "cpu", "memory", "gpu", "ready"}]`), for /capacity.
+    nodes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
 
     __table_args__ = (Index(None, "pool", "heartbeat_at"),)
 

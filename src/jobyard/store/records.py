@@ -100,6 +100,7 @@ class WorkerRecord:
     heartbeat_at: datetime
     stopped_at: datetime | None
     stalled_since: datetime | None = None
+    nodes: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

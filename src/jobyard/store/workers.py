@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, select, update
 
@@ -34,6 +35,11 @@ def heartbeat(
         values = {name: getattr(worker, name) for name in WorkerRecord.__slots__}
         values.update(heartbeat_at=now, stopped_at=None, stalled_since=stalled_since)
         conn.execute(workers_table.insert().values(**values))
+
+
+def set_nodes(conn: Connection, worker_id: str, nodes: list[dict[str, Any]]) -> None:
+    """Record the nodes a Kubernetes launcher's pool may run its jobs on."""
+    conn.execute(update(workers_table).where(W.id == worker_id).values(nodes=nodes))
 
 
 def stopped(conn: Connection, worker_id: str, now: datetime) -> None:

@@ -9,7 +9,13 @@ from fastapi import APIRouter, Depends
 
 from jobyard.api.auth import require
 from jobyard.api.deps import RuntimeDep
-from jobyard.api.schemas import CapacityPublic, JobTypePublic, PoolPublic, WorkerPublic
+from jobyard.api.schemas import (
+    CapacityPublic,
+    JobTypePublic,
+    NodePublic,
+    PoolPublic,
+    WorkerPublic,
+)
 from jobyard.domain.roles import Role
 from jobyard.runtime import Runtime
 from jobyard.store import jobs, workers
@@ -55,6 +61,7 @@ def list_pools(runtime: RuntimeDep) -> list[PoolPublic]:
                 workers_stalled=stalled[name],
                 oldest_queued_age_s=(now - oldest).total_seconds() if oldest else None,
                 job_types=sorted(types.get(name, [])),
+                max_parallel=config.max_parallel if config.mode == "pod-per-job" else None,
             )
         )
     return out
@@ -70,8 +77,12 @@ def capacity(runtime: RuntimeDep) -> list[CapacityPublic]:
     out = []
     for name, config in runtime.settings.pools.items():
         stat = stats.get(name)
+        nodes = None
         if config.mode == "pod-per-job":  # one launcher leads; it starts up to max_parallel
-            slots = config.max_parallel if any(w.pool == name for w in live) else 0
+            launchers = [w for w in live if w.pool == name]
+            slots = config.max_parallel if launchers else 0
+            seen = next((w.nodes for w in launchers if w.nodes is not None), None)
+            nodes = [NodePublic.model_validate(n) for n in seen] if seen is not None else None
         else:
             slots = sum(w.concurrency for w in live if w.pool == name)
         used = stat.running if stat else 0
@@ -84,6 +95,7 @@ def capacity(runtime: RuntimeDep) -> list[CapacityPublic]:
                 used=used,
                 free=max(0, slots - used),
                 queued=stat.queued if stat else 0,
+                nodes=nodes,
             )
         )
     return out

@@ -255,6 +255,32 @@ class KubernetesRunner:
     def keeps_jobs_across_restarts(self) -> bool:
         return True
 
+    def nodes(self) -> list[dict[str, object]] | None:
+        """Nodes matching the pool's `node_selector`, with allocatable CPU, memory and GPUs."""
+        selector = ",".join(
+            f"{k}={v}" for k, v in self.settings.pools[self.pool].node_selector.items()
+        )
+        try:
+            listed: Any = self.core.list_node(label_selector=selector or None)
+        except (ApiException, HTTPError) as exc:
+            raise RunnerUnavailable(f"cannot list nodes: {_why(exc)}") from exc
+        found: list[dict[str, object]] = []
+        for node in listed.items:
+            allocatable = (node.status.allocatable if node.status else None) or {}
+            conditions = (node.status.conditions if node.status else None) or []
+            ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+            unschedulable = bool(node.spec and node.spec.unschedulable)
+            found.append(
+                {
+                    "name": node.metadata.name,
+                    "cpu": allocatable.get("cpu"),
+                    "memory": allocatable.get("memory"),
+                    "gpu": int(allocatable.get("nvidia.com/gpu", 0) or 0),
+                    "ready": ready and not unschedulable,
+                }
+            )
+        return found
+
     def _delete(self, call: Any) -> None:
         try:
             call()

@@ -32,7 +32,7 @@ from jobyard.execution.pods.runner import JobHandle, Runner, RunnerUnavailable
 from jobyard.execution.pods.spec import LaunchSpec
 from jobyard.runtime import Runtime
 from jobyard.scheduler.leader import Leadership
-from jobyard.store import jobs, launches, logs
+from jobyard.store import jobs, launches, logs, workers
 from jobyard.store.db import describe, is_transient
 from jobyard.store.records import JobRecord
 
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 POLL_S = 0.1
 #: Seconds between checks that the running jobs were not cancelled.
 CANCEL_CHECK_S = 0.5
+#: Seconds between looks at the nodes a Kubernetes pool's jobs may run on (for /capacity).
+NODES_REFRESH_S = 30.0
 
 
 @dataclass
@@ -63,7 +65,9 @@ class Tracked:
 class Launcher:
     """The launcher of one pod-per-job pool."""
 
-    def __init__(self, runtime: Runtime, pool: str, runner: Runner[Any]) -> None:
+    def __init__(
+        self, runtime: Runtime, pool: str, runner: Runner[Any], *, worker_id: str | None = None
+    ) -> None:
         self.runtime = runtime
         self.pool = pool
         self.runner = runner
@@ -78,6 +82,9 @@ class Launcher:
         self.orphans: dict[uuid.UUID, tuple[JobHandle, float]] = {}
         self._adopted = False
         self._last_cancel_check = 0.0
+        #: This launcher's row among the workers (its heartbeat), where it records nodes.
+        self.worker_id = worker_id
+        self._nodes_at = float("-inf")
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -110,6 +117,18 @@ class Launcher:
             self._adopted = True
         self.follow()
         self.launch()
+        self._record_nodes()
+
+    def _record_nodes(self) -> None:
+        moment = time.monotonic()
+        if self.worker_id is None or moment - self._nodes_at < NODES_REFRESH_S:
+            return
+        self._nodes_at = moment
+        nodes = self.runner.nodes()
+        if nodes is None:
+            return
+        with self.runtime.db.write() as conn:
+            workers.set_nodes(conn, self.worker_id, nodes)
 
     def _lead(self) -> bool:
         was_leader = self.leadership.is_leader

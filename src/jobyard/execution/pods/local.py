@@ -171,6 +171,9 @@ class LocalRunner:
     def keeps_jobs_across_restarts(self) -> bool:
         return False
 
+    def nodes(self) -> list[dict[str, object]] | None:
+        return None
+
     def signal(self, job: LocalJob, signum: signal.Signals) -> None:
         """Send `signum` to the job's whole process group, if it still runs."""
         pid = job.pid()

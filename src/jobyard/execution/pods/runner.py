@@ -64,3 +64,7 @@ class Runner(Protocol[H]):
     def keeps_jobs_across_restarts(self) -> bool:
         """Whether job processes outlive a launcher that stops cleanly (Kubernetes Jobs do;
         local processes are stopped with it, so Ctrl-C on `jobyard up` stops everything)."""
+
+    def nodes(self) -> list[dict[str, object]] | None:
+        """The nodes the pool's jobs may run on, with what they can allocate; None where
+        that has no meaning (the local runner: this machine)."""
