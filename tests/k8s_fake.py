@@ -63,6 +63,7 @@ class FakeCluster:
         self.workdir = workdir
         self.jobs: dict[str, dict[str, Any]] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
+        self.evicted: set[str] = set()
         self.pods: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, bytearray] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -245,6 +246,12 @@ class FakeCluster:
             self._set_state(pod_name, phase, {"terminated": terminated})
             if reason == "DeadlineExceeded":
                 pod["status"]["reason"] = "DeadlineExceeded"
+            if pod_name in self.evicted:
+                pod["status"].update(
+                    phase="Failed",
+                    reason="Evicted",
+                    message="The node was low on resource: memory.",
+                )
             job = self.jobs.get(job_name)
             if job is not None:
                 condition = "Complete" if phase == "Succeeded" else "Failed"
@@ -294,11 +301,17 @@ class FakeCluster:
                 ],
             }
 
-    def kill_pod_process(self, pod_name: str, signum: int = signal.SIGKILL) -> None:
-        """What an eviction or a node failure does to the container."""
+    def evict(self, job_id: str) -> None:
+        """What node pressure does: the pod is marked Evicted and its container killed."""
         with self.lock:
-            process = self.processes[pod_name]
-        _kill_group(process, signum)
+            name = next(
+                n
+                for n, p in self.pods.items()
+                if p["metadata"]["labels"].get("jobyard.io/job-id") == job_id
+            )
+            self.evicted.add(name)
+            process = self.processes[name]
+        _kill_group(process, signal.SIGKILL)
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:

@@ -190,6 +190,36 @@ def test_cancel_deletes_the_job_and_a_restarted_launcher_adopts_the_rest(
     assert set(cluster.requests) == allowed
 
 
+def test_evictions_and_deadlines_reached_while_no_launcher_ran_are_named(
+    k8s: Stack, cluster: FakeCluster
+) -> None:
+    evicted = _submit(k8s, "p.python", delay_s=20.0)
+    overdue = _submit(k8s, "p.slow")  # timeout 1.5 s: its Job's deadline is 3 s
+
+    def both_running() -> bool:
+        return all(
+            jobs.get(k8s.runtime.db, j).state is JobState.RUNNING for j in (evicted, overdue)
+        )
+
+    wait_for(both_running, timeout_s=30, what="both jobs to run")
+    k8s.stop("launcher", signal.SIGKILL)
+    cluster.evict(str(evicted))
+
+    def overdue_pod_failed() -> bool:
+        with cluster.lock:
+            return any(
+                p["status"].get("reason") == "DeadlineExceeded" for p in cluster.pods.values()
+            )
+
+    wait_for(overdue_pod_failed, timeout_s=15, what="Kubernetes to end the overdue Job")
+    k8s.start("launcher", "launcher", "--pool", "pods")
+    done = {job_id: finished(k8s, job_id, timeout_s=60) for job_id in (evicted, overdue)}
+    assert done[evicted].state is JobState.FAILED
+    assert done[evicted].error == "the pod was evicted: The node was low on resource: memory."
+    assert done[overdue].state is JobState.FAILED
+    assert done[overdue].error == "the Kubernetes Job ran past its activeDeadlineSeconds"
+
+
 def test_capacity_lists_the_nodes_matching_the_pools_selector(k8s: Stack) -> None:
     def seen() -> list[CapacityPublic]:
         found = [c for c in capacity(k8s.runtime) if c.pool == "pods" and c.nodes]
