@@ -122,6 +122,16 @@ class WebSettings(_Section):
 
     host: str = Field("127.0.0.1", description="Address `jobyard web` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `jobyard web` binds.")
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body (a job's args are at most 1 MiB); larger: 413.",
+    )
+    max_batch_body_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest body of `POST /api/v1/jobs/batch` (up to 10,000 jobs).",
+    )
 
 
 class AuthSettings(_Section):

@@ -67,6 +67,13 @@ class BatchTooLarge(InvalidRequest):
     http_status = 413
 
 
+class PayloadTooLarge(InvalidRequest):
+    """The request body is larger than the server accepts (`web.max_body_bytes`)."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
 class Unauthorized(JobyardError):
     """Send an API key: `Authorization: Bearer KEY` (create one with `jobyard keys create`)."""
 

@@ -316,3 +316,31 @@ def test_a_bootstrap_admin_key_from_a_secret_opens_a_fresh_deployment(
 def test_a_malformed_bootstrap_key_is_refused_at_start(backend: Backend, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"auth\.bootstrap_admin_key"):
         make_settings(backend, tmp_path / "data", auth={"bootstrap_admin_key": "short"})
+
+
+def test_credentials_are_checked_before_a_body_is_read(
+    keyed: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, secrets = keyed
+    # Unparseable and huge: answered 401 from the headers alone (before: parsed first, 400).
+    response = client.post("/api/v1/jobs", content=b"{" * 100_000)
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+    assert response.headers["www-authenticate"] == 'Bearer realm="jobyard"'
+    # A dashboard form without a session goes to the login page.
+    form = client.post("/ui/jobs/bulk", data={"action": "cancel"}, follow_redirects=False)
+    assert (form.status_code, form.headers["location"]) == (303, "/login")
+    # With a key, the same body is read and refused for what it is.
+    headers = {**bearer(secrets["operator"]), "content-type": "application/json"}
+    keyed_post = client.post("/api/v1/jobs", content=b"{" * 10, headers=headers)
+    assert keyed_post.json()["code"] == "malformed_json"
+
+
+def test_api_docs_follow_the_apis_rules(keyed: tuple[TestClient, dict[str, str]]) -> None:
+    client, secrets = keyed
+    assert client.get("/openapi.json").status_code == 401
+    schema = client.get("/openapi.json", headers=bearer(secrets["viewer"]))
+    assert schema.status_code == 200 and "/api/v1/jobs" in schema.json()["paths"]
+    page = client.get("/docs", headers={"accept": "text/html"}, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+    assert client.get("/docs", headers=bearer(secrets["viewer"])).status_code == 200

@@ -124,3 +124,24 @@ def test_too_deep_to_parse_is_malformed_json_and_405_says_allow(client: TestClie
     assert response.status_code == 405 and response.json()["code"] == "method_not_allowed"
     assert "POST" in response.headers["allow"]
     assert _jobs(client) == 0
+
+
+def test_request_bodies_are_capped(client: TestClient) -> None:
+    big = {"type": "t.echo", "args": {"message": "x" * (3 * 1024 * 1024)}}
+    response = client.post("/api/v1/jobs", json=big)
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert "web.max_body_bytes" in response.json()["message"]
+
+    def streamed() -> Any:  # no Content-Length: counted as it arrives
+        yield b'{"type": "t.echo", "args": {"message": "'
+        for _ in range(40):
+            yield b"y" * 65536
+        yield b'"}}'
+
+    chunked = client.post("/api/v1/jobs", content=streamed())
+    assert chunked.status_code == 413 and chunked.json()["code"] == "payload_too_large"
+    # A batch may be larger than one job's body (web.max_batch_body_bytes).
+    batch = {"jobs": [_echo("z" * 900_000) for _ in range(3)]}
+    assert client.post("/api/v1/jobs/batch", json=batch).status_code == 201
+    assert _jobs(client) == 3

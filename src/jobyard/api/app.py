@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from jobyard import access
 from jobyard.api import docs, problems
+from jobyard.api.body_guard import BodyGuard
 from jobyard.api.deps import storable_params
 from jobyard.api.metrics import make_registry
 from jobyard.api.routes import audit, events, health, jobs, pools, schedules
@@ -64,8 +65,10 @@ def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None
         dependencies=[Depends(storable_params)],
         docs_url=None,  # served by `api.docs` from a wheel instead of a CDN
         redoc_url=None,
+        openapi_url=None,  # served by `api.docs`, behind the API's authentication
     )
     app.state.auth_mode = auth_mode
+    app.add_middleware(BodyGuard, web=settings.web)
     app.add_middleware(SecurityHeaders)
     problems.install(app)
     app.include_router(jobs.router)
