@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
+from starlette.websockets import WebSocketDisconnect
 
 from jobyard.dispatch import submit
 from tests.factories import Stack, finished
@@ -76,3 +78,24 @@ def test_unknown_job_is_an_error_message(client: TestClient) -> None:
     with client.websocket_connect(f"/api/v1/events?job_id={missing}") as ws:
         message = ws.receive_json()
     assert message["kind"] == "error" and message["code"] == "job_not_found"
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("type=t.echo%00", "'type'"),
+        ("pool=" + "p" * 65, "longer than 64"),
+        ("job_id=not-a-uuid", "not a UUID"),
+        ("state=sleeping", "'state'"),
+    ],
+)
+def test_a_filter_that_cannot_match_is_an_error_message(
+    client: TestClient, query: str, says: str
+) -> None:
+    with client.websocket_connect(f"/api/v1/events?{query}") as ws:
+        message = ws.receive_json()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert message["kind"] == "error" and message["code"] == "invalid_request"
+    assert says in message["message"]
+    assert closed.value.code == 4422

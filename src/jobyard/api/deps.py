@@ -19,6 +19,8 @@ def storable_params(connection: HTTPConnection) -> None:
     Raises:
         InvalidRequest: naming the first bad parameter.
     """
+    if connection.scope["type"] == "websocket":
+        return  # the event stream answers on the socket itself (`routes.events`)
     for name, value in connection.query_params.multi_items():
         problem = text_problem(name) or text_problem(value)
         if problem:

@@ -19,7 +19,8 @@ from fastapi.concurrency import run_in_threadpool
 from jobyard.api.auth import principal_of
 from jobyard.api.schemas import JobPublic
 from jobyard.domain.states import JobState
-from jobyard.errors import Forbidden, JobyardError
+from jobyard.domain.storable import text_problem
+from jobyard.errors import Forbidden, InvalidRequest, JobyardError
 from jobyard.events.hub import EventHub, Subscription
 from jobyard.events.types import EventFilter
 from jobyard.runtime import Runtime
@@ -31,26 +32,31 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_INVALID = 4422
 
 
 @router.websocket("/api/v1/events")
 async def events(
     websocket: WebSocket,
-    job_id: Annotated[uuid.UUID | None, Query(description="Only this job.")] = None,
-    type: Annotated[str | None, Query(max_length=200)] = None,
-    pool: Annotated[str | None, Query(max_length=64)] = None,
-    state: JobState | None = None,
+    job_id: Annotated[str | None, Query(description="Only this job (a UUID).")] = None,
+    type: Annotated[str | None, Query(description="Only jobs of this type.")] = None,
+    pool: Annotated[str | None, Query(description="Only jobs of this pool.")] = None,
+    state: Annotated[str | None, Query(description="Only events into this state.")] = None,
 ) -> None:
-    """Stream job events matching the filters (all events without filters)."""
+    """Stream job events matching the filters (all events without filters).
+
+    A filter that cannot match anything stored (not a UUID, an unknown state, NUL or a lone
+    surrogate, too long) is answered on the socket with an `invalid_request` error message
+    and close code 4422, like any other refusal."""
     runtime: Runtime = websocket.app.state.runtime
     hub: EventHub = websocket.app.state.events
-    wanted = EventFilter(
-        job_id=str(job_id) if job_id else None,
-        type=type,
-        pool=pool,
-        state=state.value if state else None,
-    )
     await websocket.accept()
+    try:
+        wanted = _filter(job_id, type, pool, state)
+    except JobyardError as exc:
+        await websocket.send_json({"kind": "error", "code": exc.code, "message": exc.message})
+        await websocket.close(CLOSE_INVALID)
+        return
     try:
         await run_in_threadpool(_authorize, websocket)
     except JobyardError as exc:
@@ -72,6 +78,29 @@ async def events(
         pass
     finally:
         hub.unsubscribe(subscription)
+
+
+def _filter(
+    job_id: str | None, type: str | None, pool: str | None, state: str | None
+) -> EventFilter:
+    """The stream's filter, or InvalidRequest naming the first bad parameter."""
+    for name, value, limit in (("type", type, 200), ("pool", pool, 64), ("state", state, 16)):
+        problem = text_problem(value) if value is not None else None
+        if problem is None and value is not None and len(value) > limit:
+            problem = f"is longer than {limit} characters"
+        if problem:
+            raise InvalidRequest(f"query parameter '{name}' {problem}")
+    if job_id is not None:
+        try:
+            job_id = str(uuid.UUID(job_id))
+        except ValueError:
+            raise InvalidRequest(
+                f"query parameter 'job_id': '{job_id[:40]}' is not a UUID"
+            ) from None
+    if state is not None and state not in {s.value for s in JobState}:
+        known = ", ".join(s.value for s in JobState)
+        raise InvalidRequest(f"query parameter 'state': '{state}' is not one of {known}")
+    return EventFilter(job_id=job_id, type=type, pool=pool, state=state)
 
 
 def _authorize(websocket: WebSocket) -> None:
