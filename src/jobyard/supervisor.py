@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 RESTART_WINDOW_S = 60.0
 MAX_RESTARTS_IN_WINDOW = 5
+#: A child exiting with this code (usage or configuration error) would fail the same way
+#: again: restarting it is pointless, so the supervisor stops everything instead.
+CONFIG_ERROR_EXIT = 2
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Supervisor:
         self._specs = list(specs)
         self._children: list[_Child] = []
         self._on_event = on_event
+        #: The child that exited with a configuration error, and its code; `run` then returns.
+        self.fatal: tuple[str, int] | None = None
 
     @property
     def pids(self) -> dict[str, int]:
@@ -60,12 +65,23 @@ class Supervisor:
             self._children.append(_Child(spec, self._spawn(spec)))
 
     def run(self, stop: threading.Event, *, poll_s: float = 0.5) -> None:
-        """Restart children that exit, until `stop` is set."""
+        """Restart children that exit, until `stop` is set or a child exits with a
+        configuration error (then `fatal` names it)."""
         while not stop.wait(poll_s):
+            if self.poll_fatal():
+                return
             for child in self._children:
                 code = child.process.poll()
                 if code is not None:
                     self._restart(child, code)
+
+    def poll_fatal(self) -> bool:
+        """Whether a child exited with a configuration error (recorded in `fatal`)."""
+        for child in self._children:
+            if child.process.poll() == CONFIG_ERROR_EXIT:
+                self.fatal = (child.spec.name, CONFIG_ERROR_EXIT)
+                return True
+        return False
 
     def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM every child (last started first), SIGKILL those alive after `grace_s`."""

@@ -43,11 +43,16 @@ def _require_a_key(settings: Settings, yard: Yard) -> None:
         runtime.close()
 
 
-def _wait_until_ready(url: str, stop: threading.Event, out: Console) -> bool:
-    """Poll web's /readyz (with a spinner) until it answers 200, up to `READY_WAIT_S`."""
+def _wait_until_ready(
+    url: str, stop: threading.Event, out: Console, supervisor: Supervisor
+) -> bool:
+    """Poll web's /readyz (with a spinner) until it answers 200, up to `READY_WAIT_S`, or
+    until a child stops with a configuration error."""
     deadline = time.monotonic() + READY_WAIT_S
     with out.status("starting web, workers and the scheduler…"):
         while time.monotonic() < deadline and not stop.is_set():
+            if supervisor.poll_fatal():
+                return False
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     return True
@@ -96,9 +101,33 @@ def up(
     install_stop_handlers(stop)
     supervisor.start()
     url = f"http://{settings.web.host}:{settings.web.port}"
-    if not _wait_until_ready(url, stop, out):
+    if _wait_until_ready(url, stop, out, supervisor):
+        _welcome(out, settings, url, auth_mode)
+    elif supervisor.fatal is None:
         out.print(f"[yellow]web did not answer {url}/readyz within {READY_WAIT_S:g}s[/]")
-    else:
+        _welcome(out, settings, url, auth_mode, ready=False)
+    try:
+        if supervisor.fatal is None:
+            supervisor.run(stop)
+    finally:
+        out.print("stopping…")
+        supervisor.stop()
+        _stop_broker(redis_process)
+        out.print("stopped")
+    if supervisor.fatal is not None:
+        name, code = supervisor.fatal
+        console(stderr=True).print(
+            f"error: {name} stopped with a configuration error (its message is above); "
+            "jobyard up stopped everything",
+            markup=False,
+        )
+        raise typer.Exit(code)
+
+
+def _welcome(
+    out: Console, settings: Settings, url: str, auth_mode: str, *, ready: bool = True
+) -> None:
+    if ready:
         out.print(
             f"[bold green]jobyard is up[/]: dashboard {url}/  API {url}/api/v1  docs {url}/docs"
         )
@@ -112,13 +141,6 @@ def up(
     out.print(f"health {url}/readyz  metrics {url}/metrics")
     out.print(f"pools: {', '.join(settings.pools)}; data in {settings.resolved_data_dir}")
     out.print("press Ctrl-C to stop")
-    try:
-        supervisor.run(stop)
-    finally:
-        out.print("stopping…")
-        supervisor.stop()
-        _stop_broker(redis_process)
-        out.print("stopped")
 
 
 def _start_embedded_broker(settings: Settings, out: Console) -> subprocess.Popen[bytes] | None:
