@@ -88,6 +88,12 @@ def test_up_demo_runs_every_demo_job(tmp_path: Path) -> None:
     assert "jobyard is up" in output and f"http://127.0.0.1:{port}" in output
     assert "stopped" in output
     assert not _alive_children(tmp_path)
+    # Quiet by default: no Celery banner, root warning, readiness polls or per-task lines;
+    # one line per finished attempt.
+    for noise in ("[config]", "SecurityWarning", "GET http", "received", "Task jobyard"):
+        assert noise not in output, noise
+    assert "job demo.flaky" in output and "attempt 1 failed" in output
+    assert "attempt 2 succeeded" in output
 
 
 def _ready(base: str) -> bool:

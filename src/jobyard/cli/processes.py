@@ -69,8 +69,15 @@ def worker(
     max_age: Annotated[
         float | None, typer.Option("--max-age", help="With --check: oldest sign of life, s.")
     ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No Celery banner or start-up warnings (as under up)."),
+    ] = False,
 ) -> None:
-    """Run a Celery worker that consumes one pool's queue (or, with --check, probe one)."""
+    """Run a Celery worker that consumes one pool's queue (or, with --check, probe one).
+
+    It logs one line per finished attempt; Celery's own per-task lines appear with -v.
+    """
     if check:
         from jobyard.execution.liveness import probe_main
 
@@ -94,7 +101,8 @@ def worker(
     # from inside a bootstep.
     Runtime.open(settings, yard=yard).close()
     reexec_in_environment(settings, pool, console(stderr=True))
-    raise typer.Exit(run_worker(settings, yard, pool))
+    verbose = state_of(ctx).verbose
+    raise typer.Exit(run_worker(settings, yard, pool, quiet=quiet, verbose=verbose > 0))
 
 
 def scheduler(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
@@ -74,6 +75,8 @@ def up(
 ) -> None:
     """Run web, one worker per pool and the scheduler; Ctrl-C stops everything."""
     state = state_of(ctx)
+    if state.verbose == 0:  # its readiness polls are not news
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     if demo:
         state.config = DEMO_CONFIG
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -96,7 +99,8 @@ def up(
         _stop_broker(redis_process)
         raise
     _point_to_config(state.config)
-    supervisor = Supervisor(_children(settings, state.config, pythons), on_event=out.print)
+    children = _children(settings, state.config, pythons, quiet=state.verbose == 0)
+    supervisor = Supervisor(children, on_event=out.print)
     stop = threading.Event()
     install_stop_handlers(stop)
     supervisor.start()
@@ -167,7 +171,7 @@ def _point_to_config(config: Path | None) -> None:
 
 
 def _children(
-    settings: Settings, config: Path | None, pythons: dict[str, Path | None]
+    settings: Settings, config: Path | None, pythons: dict[str, Path | None], *, quiet: bool
 ) -> list[ChildSpec]:
     """Children inherit this environment (database and broker URLs) plus these values; the
     workers of a pool with requirements run in its environment (`pythons`)."""
@@ -187,7 +191,10 @@ def _children(
         python = pythons.get(name)
         environment = PoolEnvironment.of(settings, name)
         own = {ACTIVE_ENV: environment.key} if python and environment else {}
-        argv = [str(python or sys.executable), "-m", "jobyard", "worker", "--pool", name]
+        loud = [] if quiet else ["-v"]  # `up -v`: Celery's banner and per-task lines too
+        argv = [str(python or sys.executable), "-m", "jobyard", *loud, "worker", "--pool", name]
+        if quiet:  # no Celery banner or root warning per worker
+            argv.append("--quiet")
         specs.append(ChildSpec(f"worker-{name}", argv, {**env, **own}))
     specs.append(ChildSpec("scheduler", [*base, "scheduler"], env))
     return specs

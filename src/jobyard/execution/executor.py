@@ -374,6 +374,7 @@ def _finish(
     write_logs(state, job, handler.take())
     if done is not None:
         state.runtime.events.publish([state_event(done)])
+        _log_outcome(done, job.attempt, ends)
         return target.value
 
     def discard() -> str:
@@ -381,6 +382,24 @@ def _finish(
             return discard_overtaken(conn, job, now)
 
     return db.retry(discard, what=f"recording the outcome of job {job.id}")
+
+
+def _log_outcome(job: JobRecord, attempt: int, ends: jobs.AttemptEnd) -> None:
+    """One line per finished attempt: what a person watching `jobyard up` wants to see."""
+    took = ""
+    if job.started_at is not None and job.updated_at is not None:
+        took = f" in {(job.updated_at - job.started_at).total_seconds():.2f}s"
+    error = f": {ends.error}" if ends.error else ""
+    log.info(
+        "job %s %s attempt %d %s%s%s",
+        job.type,
+        job.id,
+        attempt,
+        ends.outcome,
+        took,
+        error[:300],
+        extra={"job_id": job.id, "action": ends.outcome},
+    )
 
 
 def write_logs(state: ProcessState, job: JobRecord, rows: list[dict[str, Any]]) -> None:

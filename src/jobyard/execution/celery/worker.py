@@ -8,10 +8,11 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from typing import Any
 
 from celery import Celery, Task, signals
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SecurityWarning, SoftTimeLimitExceeded
 
 from jobyard.app import Yard
 from jobyard.config import Settings
@@ -122,8 +123,8 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
     return app
 
 
-def worker_argv(settings: Settings, pool: str, loglevel: str) -> list[str]:
-    """Celery worker arguments for a pool."""
+def worker_argv(settings: Settings, pool: str, loglevel: str, *, quiet: bool = False) -> list[str]:
+    """Celery worker arguments for a pool (`quiet`: no banner)."""
     config = settings.pools[pool]
     argv = [
         "worker",
@@ -137,14 +138,22 @@ def worker_argv(settings: Settings, pool: str, loglevel: str) -> list[str]:
         "--without-mingle",
         "--without-heartbeat",
     ]
-    if settings.log_format == "json":
-        argv.insert(0, "--quiet")  # celery's own option: no banner, every line is JSON
+    if settings.log_format == "json" or quiet:
+        argv.insert(0, "--quiet")  # celery's own option: no banner (JSON: every line is JSON)
     if config.max_tasks_per_child:
         argv.append(f"--max-tasks-per-child={config.max_tasks_per_child}")
     return argv
 
 
-def run_worker(settings: Settings, yard: Yard, pool: str, *, loglevel: str = "INFO") -> int:
+def run_worker(
+    settings: Settings,
+    yard: Yard,
+    pool: str,
+    *,
+    loglevel: str = "INFO",
+    quiet: bool = False,
+    verbose: bool = False,
+) -> int:
     """Run the pool's Celery worker in this process until it stops; its exit code.
 
     `worker_main` drops the code, so it is read from the stopped worker: one that died of an
@@ -157,9 +166,19 @@ def run_worker(settings: Settings, yard: Yard, pool: str, *, loglevel: str = "IN
     def remember(sender: Any, **_: Any) -> None:
         codes.append(sender.exitcode or 0)
 
+    def one_line_per_job(**_: Any) -> None:
+        # Celery's received/succeeded lines repeat what jobyard's one line per attempt says.
+        if not verbose:
+            logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+            logging.getLogger("celery.worker.strategy").setLevel(logging.WARNING)
+
     signals.worker_shutdown.connect(remember, weak=False)
+    signals.after_setup_logger.connect(one_line_per_job, weak=False)
+    if quiet:  # running as root on a laptop is `up`'s business, not a warning per worker
+        warnings.filterwarnings("ignore", category=SecurityWarning)
     try:
-        app.worker_main(worker_argv(settings, pool, loglevel))
+        app.worker_main(worker_argv(settings, pool, loglevel, quiet=quiet))
     finally:
         signals.worker_shutdown.disconnect(remember)
+        signals.after_setup_logger.disconnect(one_line_per_job)
     return codes[-1] if codes else 0
