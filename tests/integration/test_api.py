@@ -198,7 +198,11 @@ def test_pools_workers_health_metrics(client: TestClient) -> None:
     assert 'jobyard_queue_depth{pool="media"} 1.0' in metrics
     assert 'jobyard_jobs{pool="media",state="queued",type="t.progress"} 1.0' in metrics
     assert "jobyard_job_duration_seconds" in metrics
-    assert client.get("/openapi.json").json()["paths"]["/api/v1/jobs"]
+    paths = client.get("/openapi.json").json()["paths"]
+    submit_responses = paths["/api/v1/jobs"]["post"]["responses"]
+    assert {"200", "201", "401", "403", "413", "422", "503"} <= set(submit_responses)
+    assert "idempotency key matched" in submit_responses["200"]["description"]
+    assert {"401", "403", "503"} <= set(paths["/api/v1/pools"]["get"]["responses"])
     assert client.get("/docs").status_code == 200
     types = {t["name"]: t for t in client.get("/api/v1/job-types").json()}
     assert types["t.echo"]["args_schema"]["required"] == ["message"]

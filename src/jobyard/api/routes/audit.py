@@ -10,11 +10,12 @@ from pydantic import BaseModel
 
 from jobyard.api.auth import Admin
 from jobyard.api.deps import RuntimeDep
+from jobyard.api.responses import COMMON
 from jobyard.api.schemas import Problem
 from jobyard.domain.storable import MAX_INT
 from jobyard.store import audit
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=COMMON)
 
 
 class AuditPublic(BaseModel):

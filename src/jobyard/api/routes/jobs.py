@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from jobyard import access, actions
 from jobyard.api.auth import Operator, Viewer, client_of
 from jobyard.api.deps import RuntimeDep
+from jobyard.api.responses import COMMON
 from jobyard.api.schemas import (
     BatchCreated,
     JobBatchCreate,
@@ -28,7 +29,7 @@ from jobyard.store import jobs, logs
 
 JSON_TYPE = "application/json"
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=COMMON)
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": Problem} for code in (400, 404, 409, 413, 422)
 }
@@ -38,7 +39,18 @@ def _request(body: JobCreate) -> submit.JobRequest:
     return submit.JobRequest(body.type, body.args, body.priority, body.idempotency_key)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        **ERRORS,
+        200: {
+            "model": JobPublic,
+            "description": "The idempotency key matched an earlier submit with the same type "
+            "and args: the stored job, nothing new created.",
+        },
+    },
+)
 def create_job(
     body: JobCreate, runtime: RuntimeDep, response: Response, caller: Operator, request: Request
 ) -> JobPublic:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 
 from jobyard.api.auth import require
 from jobyard.api.deps import RuntimeDep
+from jobyard.api.responses import COMMON
 from jobyard.api.schemas import (
     CapacityPublic,
     JobTypePublic,
@@ -21,7 +22,9 @@ from jobyard.runtime import Runtime
 from jobyard.store import jobs, workers
 from jobyard.store.records import WorkerRecord
 
-router = APIRouter(prefix="/api/v1", tags=["pools"], dependencies=[Depends(require(Role.VIEWER))])
+router = APIRouter(
+    prefix="/api/v1", tags=["pools"], dependencies=[Depends(require(Role.VIEWER))], responses=COMMON
+)
 
 
 def alive_workers(runtime: Runtime, listing: list[WorkerRecord]) -> list[WorkerRecord]:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, status
 from jobyard import access, schedules
 from jobyard.api.auth import Admin, Operator, Viewer, client_of
 from jobyard.api.deps import RuntimeDep
+from jobyard.api.responses import COMMON
 from jobyard.api.schemas import (
     Problem,
     SchedulePatch,
@@ -20,7 +21,7 @@ from jobyard.api.schemas import (
 from jobyard.domain.schedules import ScheduleSpec
 from jobyard.store import schedules as store
 
-router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
+router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"], responses=COMMON)
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": Problem} for code in (400, 404, 409, 422)
 }
