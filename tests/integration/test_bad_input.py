@@ -145,3 +145,16 @@ def test_request_bodies_are_capped(client: TestClient) -> None:
     batch = {"jobs": [_echo("z" * 900_000) for _ in range(3)]}
     assert client.post("/api/v1/jobs/batch", json=batch).status_code == 201
     assert _jobs(client) == 3
+
+
+def test_dashboard_forms_refuse_unstorable_text(client: TestClient) -> None:
+    client.cookies.set("jobyard_csrf", "token")
+    response = client.post(
+        "/ui/jobs/bulk",
+        data={"csrf_token": "token", "action": "cancel_filtered", "filter_type": "t.echo\x00"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+    assert "form field 'filter_type'" in response.json()["message"]
+    assert "NUL" in response.json()["message"]

@@ -18,6 +18,7 @@ from jobyard.api.deps import RuntimeDep
 from jobyard.dispatch import submit
 from jobyard.domain.limits import MAX_BATCH_JOBS
 from jobyard.domain.roles import Role
+from jobyard.domain.storable import text_problem
 from jobyard.errors import Forbidden, InvalidArgs, InvalidRequest, JobyardError
 from jobyard.runtime import Runtime
 from jobyard.store import jobs
@@ -48,10 +49,23 @@ def _require_admin(request: Request) -> None:
 
 
 async def _form(request: Request) -> dict[str, Any]:
+    """The posted form, its CSRF token checked and every value storable.
+
+    Raises:
+        InvalidRequest: a field holds text the database cannot store (NUL, a lone
+            surrogate): 422 naming the field, before anything reads it.
+    """
     posted = await request.form()
     form: dict[str, Any] = {key: value for key, value in posted.items() if isinstance(value, str)}
     form["ids"] = [v for v in posted.getlist("ids") if isinstance(v, str)]
     check_csrf(request, form)
+    for key, value in posted.multi_items():
+        problem = text_problem(key) or (text_problem(value) if isinstance(value, str) else None)
+        if problem:
+            raise InvalidRequest(
+                f"form field '{key[:40]}' {problem}",
+                errors=[{"field": key[:40], "message": problem, "type": "value_error"}],
+            )
     return form
 
 

@@ -82,6 +82,7 @@ class Launcher:
         self.orphans: dict[uuid.UUID, tuple[JobHandle, float]] = {}
         self._adopted = False
         self._last_cancel_check = 0.0
+        self._led_at = float("-inf")
         #: This launcher's row among the workers (its heartbeat), where it records nodes.
         self.worker_id = worker_id
         self._nodes_at = float("-inf")
@@ -131,8 +132,14 @@ class Launcher:
             workers.set_nodes(conn, self.worker_id, nodes)
 
     def _lead(self) -> bool:
+        """Take or renew the pool's leader lease: renewed a few times per lease, not each
+        step (a write every 0.1 s would load the database for nothing)."""
         was_leader = self.leadership.is_leader
-        self.leadership.refresh()
+        moment = time.monotonic()
+        every_s = min(1.0, self.leadership.lease_s / 3)
+        if not was_leader or moment - self._led_at >= every_s:
+            self.leadership.refresh()
+            self._led_at = moment
         if self.leadership.is_leader:
             if not was_leader:
                 log.info("launcher of pool %s is leading", self.pool, extra={"pool": self.pool})
