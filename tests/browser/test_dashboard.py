@@ -95,6 +95,10 @@ def test_filter_and_search_the_list(page: Page, dashboard: Dashboard) -> None:
     page.click("#job-filters button[type=submit]")
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-job-id", wanted)
+    # Once it ran, the row shows how long it took (`0.01s`).
+    page.wait_for_timeout(500)
+    page.reload()
+    expect(rows.first.locator("[data-role=duration]")).to_have_text(re.compile(r"^\d+\.\d\ds$"))
     page.fill("input[name=q]", wanted)  # an id finds that job
     page.click("#job-filters button[type=submit]")
     expect(rows).to_have_count(1)

@@ -8,7 +8,7 @@ cannot read it to repeat it.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,19 @@ def _age(seconds: float | None) -> str:
     return f"{whole // 3600}h {whole % 3600 // 60}m"
 
 
-templates.env.filters.update(when=_when, clock=_clock, age=_age)
+def _duration(job: Any) -> str:
+    """How long the job's last attempt ran (so far, while it runs): `0.42s`, `3m 05s`."""
+    started, finished = getattr(job, "started_at", None), getattr(job, "finished_at", None)
+    if started is None:
+        return ""
+    end = finished or datetime.now(UTC)
+    seconds = max((end - started).total_seconds(), 0.0)
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    return _age(seconds)
+
+
+templates.env.filters.update(when=_when, clock=_clock, age=_age, duration=_duration)
 
 
 def csrf_token(request: Request) -> str:
