@@ -99,6 +99,16 @@ def test_filter_and_search_the_list(page: Page, dashboard: Dashboard) -> None:
     page.wait_for_timeout(500)
     page.reload()
     expect(rows.first.locator("[data-role=duration]")).to_have_text(re.compile(r"^\d+\.\d\ds$"))
+    page.goto(f"{url}/job-types")
+    echo = page.locator("#job-types tr[data-type='t.echo']")
+    expect(echo).to_be_visible()
+    assert int(echo.locator("[data-role=runs]").inner_text()) >= 2
+    expect(echo.locator("[data-role=failure-rate]")).to_have_text("0.0%")
+    page.select_option("#window", "1")
+    page.click("#window-form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/job-types\?hours=1$"))
+    screenshot(page, "job-types")
+    page.goto(f"{url}/jobs?q={needle}")
     page.fill("input[name=q]", wanted)  # an id finds that job
     page.click("#job-filters button[type=submit]")
     expect(rows).to_have_count(1)

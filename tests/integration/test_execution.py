@@ -136,3 +136,16 @@ def test_chunked_pool_runs_every_job_once(running: Stack, tmp_path: Path) -> Non
     assert [job.result for job in done] == [2 if i == 7 else 1 for i in range(25)]
     lines = (tmp_path / "completions.log").read_text().split("\n")
     assert sorted(filter(None, lines)) == sorted(f"b{i} {2 if i == 7 else 1}" for i in range(25))
+
+
+def test_job_type_statistics_come_from_stored_jobs(running: Stack) -> None:
+    from jobyard.api.routes.pools import recent_type_stats
+
+    ids = [_submit(running, "t.echo", message="s") for _ in range(3)]
+    failing = _submit(running, "t.fail", reason="counted")
+    for job_id in [*ids, failing]:
+        finished(running, job_id)
+    stats = {s.type: s for s in recent_type_stats(running.runtime, 1)}
+    assert stats["t.echo"].runs >= 3 and stats["t.echo"].p50_s is not None
+    assert stats["t.fail"].failed >= 1 and stats["t.fail"].failure_rate > 0
+    assert stats["t.fail"].last_error is not None

@@ -218,6 +218,19 @@ class JobTypePublic(BaseModel):
     args_schema: dict[str, Any]
 
 
+class JobTypeStatsPublic(BaseModel):
+    """A job type's finished jobs over the window: how many, how many failed, how long."""
+
+    type: str
+    runs: int = Field(description="Jobs that succeeded or failed in the window.")
+    failed: int
+    failure_rate: float = Field(description="failed / runs, from 0 to 1.")
+    p50_s: float | None = Field(description="Median run time of the last attempt, seconds.")
+    p95_s: float | None
+    last_failure_at: datetime | None
+    last_error: str | None
+
+
 class Problem(BaseModel):
     """Every error response: a stable `code` and a message that says what to fix."""
 

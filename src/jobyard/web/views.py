@@ -8,13 +8,13 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from jobyard.access import Principal
 from jobyard.api.auth import require
 from jobyard.api.deps import RuntimeDep
-from jobyard.api.routes.pools import alive_workers, capacity, list_pools
+from jobyard.api.routes.pools import alive_workers, capacity, list_pools, recent_type_stats
 from jobyard.domain.roles import Role
 from jobyard.domain.states import CANCELLABLE_STATES, RETRYABLE_BY_USER_STATES, JobState
 from jobyard.runtime import Runtime
@@ -280,6 +280,24 @@ def _pools(runtime: Runtime) -> dict[str, Any]:
         "workers": listing,
         "alive": {w.id for w in alive_workers(runtime, listing)},
     }
+
+
+@router.get("/job-types", response_class=HTMLResponse)
+def job_types_page(
+    request: Request,
+    runtime: RuntimeDep,
+    hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24,
+) -> HTMLResponse:
+    """Per job type: its pool, runs, failure rate, p50/p95 run time and last failure."""
+    stats = {s.type: s for s in recent_type_stats(runtime, hours)}
+    names = sorted(set(runtime.yard.jobs) | set(stats))
+    rows = [(name, runtime.yard.jobs.get(name), stats.get(name)) for name in names]
+    context = {"page": "job-types", "rows": rows, "hours": hours, "windows": WINDOWS_H}
+    return page(request, "job_types.html", context)
+
+
+#: The windows the job-types page offers, in hours.
+WINDOWS_H = (1, 6, 24, 168)
 
 
 @router.get("/schedules", response_class=HTMLResponse)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from jobyard.api.auth import require
 from jobyard.api.deps import RuntimeDep
@@ -13,14 +15,18 @@ from jobyard.api.responses import COMMON
 from jobyard.api.schemas import (
     CapacityPublic,
     JobTypePublic,
+    JobTypeStatsPublic,
     NodePublic,
     PoolPublic,
     WorkerPublic,
 )
 from jobyard.domain.roles import Role
 from jobyard.runtime import Runtime
-from jobyard.store import jobs, workers
+from jobyard.store import jobs, type_stats, workers
 from jobyard.store.records import WorkerRecord
+
+#: Finished jobs the type statistics read at most (the newest).
+TYPE_STATS_ROWS = 50_000
 
 router = APIRouter(
     prefix="/api/v1", tags=["pools"], dependencies=[Depends(require(Role.VIEWER))], responses=COMMON
@@ -112,6 +118,27 @@ def list_workers(runtime: RuntimeDep) -> list[WorkerPublic]:
         listing = workers.listing(conn, seen_after=since)
     alive = {w.id for w in alive_workers(runtime, listing)}
     return [WorkerPublic.of(w, alive=w.id in alive) for w in listing]
+
+
+@router.get("/job-types/stats")
+def job_type_stats(
+    runtime: RuntimeDep,
+    hours: Annotated[float, Query(gt=0, le=24 * 31, description="The window, in hours.")] = 24,
+) -> list[JobTypeStatsPublic]:
+    """Per job type over the last `hours`: runs, failures, p50/p95 run time, last failure
+    (from the newest 50,000 finished jobs)."""
+    return [
+        JobTypeStatsPublic(**dataclasses.asdict(s), failure_rate=s.failure_rate)
+        for s in recent_type_stats(runtime, hours)
+    ]
+
+
+def recent_type_stats(runtime: Runtime, hours: float) -> list[type_stats.TypeStats]:
+    """The figures of `/job-types/stats`, for the API and the dashboard."""
+    since = runtime.clock() - timedelta(hours=hours)
+    with runtime.db.read() as conn:
+        rows = type_stats.recent(conn, since=since, limit=TYPE_STATS_ROWS)
+    return type_stats.summarize(rows)
 
 
 @router.get("/job-types")
