@@ -88,7 +88,10 @@ def _serving(url: str) -> bool:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh page; the test fails if the Content-Security-Policy blocked anything on it."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # A time zone far from UTC, so the dashboard's local times are seen to be converted.
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, timezone_id="Asia/Tokyo", locale="en-GB"
+    )
     opened = context.new_page()
     opened.set_default_timeout(20_000)
     refused: list[str] = []

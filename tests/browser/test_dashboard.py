@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -95,6 +96,12 @@ def test_filter_and_search_the_list(page: Page, dashboard: Dashboard) -> None:
     page.click("#job-filters button[type=submit]")
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-job-id", wanted)
+    # Moments are ISO 8601 UTC in the markup and local time (Tokyo, UTC+9) on screen.
+    created = rows.first.locator("time[datetime]")
+    stamp = created.get_attribute("datetime") or ""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp), stamp
+    tokyo = datetime.fromisoformat(stamp.replace("Z", "+00:00")) + timedelta(hours=9)
+    expect(created).to_have_text(tokyo.strftime("%d/%m/%Y, %H:%M:%S"))
     # Once it ran, the row shows how long it took (`0.01s`).
     page.wait_for_timeout(500)
     page.reload()

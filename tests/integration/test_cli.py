@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -85,6 +86,11 @@ def test_submit_wait_and_job_commands(running: Stack) -> None:
     shown = jobyard(stack.env, "jobs", "show", job_id)
     details = json.loads(shown.stdout)
     assert details["state"] == "succeeded" and details["attempts"][0]["outcome"] == "succeeded"
+    # One timestamp format everywhere: ISO 8601 in UTC with Z, as the API writes it.
+    iso = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+    assert re.fullmatch(iso, details["created_at"]), details["created_at"]
+    assert re.fullmatch(iso, details["attempts"][0]["finished_at"])
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", listing.stdout)
     failed_id = failed.stdout.split()[3]
     retried = jobyard(stack.env, "jobs", "retry", failed_id)
     assert retried.returncode == 0 and "queued" in retried.stdout
@@ -104,6 +110,7 @@ def test_progress_logs_command(running: Stack) -> None:
     job_id = done.stdout.split()[3]
     logs = jobyard(stack.env, "jobs", "logs", job_id)
     assert "did step 1" in logs.stdout and "did step 2" in logs.stdout
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z #1 INFO", logs.stdout)
 
 
 def test_bad_input_gets_one_line_errors(tmp_path: Path, in_process: CliRunner) -> None:

@@ -21,6 +21,7 @@ from jobyard.errors import InvalidRequest
 from jobyard.runtime import Runtime
 from jobyard.store import jobs, logs
 from jobyard.store.records import JobRecord
+from jobyard.timefmt import iso_utc
 
 jobs_app = typer.Typer(help="Inspect and control jobs.", no_args_is_help=True)
 POLL_S = 0.2
@@ -144,7 +145,7 @@ def show_logs(
             with runtime.db.read() as conn:
                 lines = logs.page(conn, job_uuid, after_id=cursor)
             for line in lines:
-                stamp = line.created_at.strftime("%H:%M:%S.%f")[:-3]
+                stamp = iso_utc(line.created_at)
                 out.print(f"{stamp} #{line.attempt} {line.level:<7} {line.message}", markup=False)
                 cursor = line.id
             if not follow or (not lines and _finished(runtime, job_uuid)):

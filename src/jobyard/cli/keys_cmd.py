@@ -14,6 +14,7 @@ from jobyard.cli.output import console
 from jobyard.cli.state import state_of
 from jobyard.domain.roles import Role
 from jobyard.store import keys
+from jobyard.timefmt import iso_utc
 
 keys_app = typer.Typer(help="API keys: viewer, operator or admin.", no_args_is_help=True)
 
@@ -59,8 +60,8 @@ def list_keys(ctx: typer.Context) -> None:
             key.name,
             key.role.value,
             key.prefix + "…",
-            key.created_at.strftime("%Y-%m-%d %H:%M"),
-            key.last_used_at.strftime("%Y-%m-%d %H:%M") if key.last_used_at else "",
+            iso_utc(key.created_at, precise=False),
+            iso_utc(key.last_used_at, precise=False) if key.last_used_at else "",
             "revoked" if key.revoked_at else "active",
         )
     console().print(table if listed else "no keys (create one with `jobyard keys create`)")

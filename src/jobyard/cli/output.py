@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from jobyard.store.records import JobRecord
+from jobyard.timefmt import iso_utc
 
 STATE_STYLES = {
     "queued": "cyan",
@@ -57,7 +59,7 @@ def jobs_table(records: list[JobRecord]) -> Table:
             state_text(job.state.value),
             f"{job.attempt}/{job.max_attempts}",
             progress,
-            job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            iso_utc(job.created_at, precise=False),
         )
     return table
 
@@ -67,15 +69,19 @@ def job_details(job: JobRecord) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in JobRecord.__slots__:
         value = getattr(job, name)
-        out[name] = value.isoformat() if hasattr(value, "isoformat") else value
+        out[name] = iso_utc(value) if isinstance(value, datetime) else value
     out["id"] = str(job.id)
     out["state"] = job.state.value
     return out
 
 
 def as_json(value: Any) -> str:
-    """Pretty JSON."""
-    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
+    """Pretty JSON; moments in ISO 8601 UTC with `Z`, like the API."""
+    return json.dumps(value, indent=2, default=_json_default, ensure_ascii=False)
+
+
+def _json_default(value: Any) -> Any:
+    return iso_utc(value) if isinstance(value, datetime) else str(value)
 
 
 def causes(exc: BaseException) -> list[BaseException]:

@@ -15,10 +15,12 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from jobyard.api.auth import CSRF_COOKIE, CSRF_HEADER
 from jobyard.domain.roles import Role
 from jobyard.errors import Forbidden
+from jobyard.timefmt import iso_utc
 
 WEB_DIR = Path(__file__).resolve().parent
 CSRF_FIELD = "csrf_token"
@@ -27,12 +29,23 @@ FLASH_COOKIE = "jobyard_flash"
 templates = Jinja2Templates(directory=WEB_DIR / "templates")
 
 
-def _when(value: datetime | None) -> str:
-    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+def _when(value: datetime | None) -> Markup:
+    """A moment as `<time>`: ISO 8601 UTC with `Z` in the markup (and without script);
+    `jobyard.js` shows it in the browser's local time, with the UTC form as its title."""
+    if value is None:
+        return Markup("")
+    stamp = iso_utc(value, precise=False)
+    return Markup('<time datetime="{0}" title="{0}">{0}</time>').format(stamp)
 
 
-def _clock(value: datetime | None) -> str:
-    return "" if value is None else value.strftime("%H:%M:%S")
+def _clock(value: datetime | None) -> Markup:
+    """A moment of today as `<time>` showing only the time of day."""
+    if value is None:
+        return Markup("")
+    stamp = iso_utc(value, precise=False)
+    return Markup('<time datetime="{0}" data-clock title="{0}">{1}</time>').format(
+        stamp, stamp[11:19]
+    )
 
 
 def _age(seconds: float | None) -> str:
@@ -58,7 +71,12 @@ def _duration(job: Any) -> str:
     return _age(seconds)
 
 
-templates.env.filters.update(when=_when, clock=_clock, age=_age, duration=_duration)
+def _iso(value: datetime | None) -> str:
+    """A moment as plain text (for attributes): ISO 8601 UTC with `Z`."""
+    return "" if value is None else iso_utc(value, precise=False)
+
+
+templates.env.filters.update(when=_when, clock=_clock, age=_age, duration=_duration, iso=_iso)
 
 
 def csrf_token(request: Request) -> str:

@@ -168,7 +168,7 @@
         if (event.kind === "log") {
           const line = document.createElement("span");
           line.className = `line level-${(event.level || "info").toLowerCase()}`;
-          line.textContent = `${event.at.slice(11, 19)} ${event.level} ${event.message}\n`;
+          line.textContent = `${new Date(event.at).toLocaleTimeString()} ${event.level} ${event.message}\n`;
           log.appendChild(line);
           log.scrollTop = log.scrollHeight;
         }
@@ -190,6 +190,21 @@
   document.body.addEventListener("change", (event) => {
     if (event.target.id === "submit-type") event.target.form.submit();
   });
+
+  /* Moments arrive in UTC (ISO 8601 with Z, as the API writes them); show them in this
+   * browser's time zone, keeping the UTC form as the element's title. */
+  function localTimes() {
+    document.querySelectorAll("time[datetime]:not([data-local])").forEach((element) => {
+      const at = new Date(element.getAttribute("datetime"));
+      if (Number.isNaN(at.getTime())) return;
+      element.textContent = element.hasAttribute("data-clock")
+        ? at.toLocaleTimeString() : at.toLocaleString();
+      element.setAttribute("data-local", "");
+    });
+  }
+  localTimes();
+  document.addEventListener("jobyard:afterSwap", localTimes);
+  document.body.addEventListener("htmx:afterSwap", localTimes);
 
   const pages = { overview, jobs, job, pools };
   if (pages[page]) pages[page]();
