@@ -230,3 +230,19 @@ def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(process.pid, sig)
     except ProcessLookupError:
         pass
+
+
+def submit_job(stack: Stack, job_type: str, **args: object) -> uuid.UUID:
+    """Submit one job the way `yard.submit` does; its id."""
+    from jobyard.dispatch import submit
+
+    request = submit.JobRequest(job_type, dict(args))
+    return submit.submit_one(stack.runtime, request, submitted_by="test").job.id
+
+
+def log_lines(stack: Stack, job_id: uuid.UUID) -> list[str]:
+    """The messages of every log line the job stored, in order."""
+    from jobyard.store import logs
+
+    with stack.runtime.db.read() as conn:
+        return [row.message for row in logs.page(conn, job_id, after_id=0, limit=1000)]

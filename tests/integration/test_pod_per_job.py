@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,21 @@ import pytest
 
 from jobyard.actions import cancel
 from jobyard.config import Settings
-from jobyard.dispatch import submit
 from jobyard.domain.states import JobState
-from jobyard.store import jobs, logs
+from jobyard.store import jobs
 from jobyard.store.records import JobRecord
 from tests import services
-from tests.factories import ROOT, Backend, Stack, attempts, finished, make_settings, wait_for
+from tests.factories import (
+    ROOT,
+    Backend,
+    Stack,
+    attempts,
+    finished,
+    log_lines,
+    make_settings,
+    submit_job,
+    wait_for,
+)
 
 EXAMPLE = ROOT / "examples" / "any-language"
 MAX_PARALLEL = 4
@@ -80,28 +88,18 @@ def pods(pod_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
             services.delete_redis_queues(broker, pod_settings.queue_prefix)
 
 
-def _submit(stack: Stack, type_: str, **args: object) -> uuid.UUID:
-    request = submit.JobRequest(type_, dict(args))
-    return submit.submit_one(stack.runtime, request, submitted_by="test").job.id
-
-
-def _log_lines(stack: Stack, job_id: uuid.UUID) -> list[str]:
-    with stack.runtime.db.read() as conn:
-        return [row.message for row in logs.page(conn, job_id, after_id=0, limit=1000)]
-
-
 def test_python_shell_and_r_jobs_run_in_processes_of_their_own(pods: Stack) -> None:
     ids = {
-        "python": _submit(pods, "p.python", delay_s=2.0, steps=4),
-        "r": _submit(pods, "c.fit", x=[1, 2, 3, 4], y=[2.1, 3.9, 6.2, 7.8]),
-        "shell": _submit(pods, "c.words", text="to be or not to be"),
-        "env": _submit(pods, "p.env"),
+        "python": submit_job(pods, "p.python", delay_s=2.0, steps=4),
+        "r": submit_job(pods, "c.fit", x=[1, 2, 3, 4], y=[2.1, 3.9, 6.2, 7.8]),
+        "shell": submit_job(pods, "c.words", text="to be or not to be"),
+        "env": submit_job(pods, "p.env"),
     }
 
     def midway() -> JobRecord | None:
         job = jobs.get(pods.runtime.db, ids["python"])
         live = job.state is JobState.RUNNING and (job.progress or 0) >= 0.25
-        return job if live and _log_lines(pods, job.id) else None
+        return job if live and log_lines(pods, job.id) else None
 
     seen = wait_for(midway, timeout_s=30, what="progress and logs while running")
     assert (seen.progress_message or "").startswith("step")
@@ -113,20 +111,22 @@ def test_python_shell_and_r_jobs_run_in_processes_of_their_own(pods: Stack) -> N
     launcher_pid = pods.processes["launcher"].pid
     assert done["python"].result["pid"] not in (launcher_pid, os.getpid())
     assert done["python"].progress == 1.0
-    python_log = _log_lines(pods, ids["python"])
+    python_log = log_lines(pods, ids["python"])
     assert "did step 4" in python_log and "plain output line" in python_log
     assert done["r"].result["slope"] == pytest.approx(1.94)
     assert done["r"].result["r_version"].startswith("R version")
     assert done["shell"].result == {"words": 6}
-    assert "counted 6 words" in _log_lines(pods, ids["shell"])
+    assert "counted 6 words" in log_lines(pods, ids["shell"])
     # The job's process gets its id and no database credentials.
-    assert _log_lines(pods, ids["env"]) == [f"job {ids['env']}", "db=none"]
+    assert log_lines(pods, ids["env"]) == [f"job {ids['env']}", "db=none"]
 
 
 def test_failures_are_attempts_with_their_exact_reason(pods: Stack) -> None:
-    ids = {name: _submit(pods, name) for name in ["c.missing", "c.not_json", "c.huge", "c.exit3"]}
-    ids["p.crash"] = _submit(pods, "p.crash")
-    ids["p.fail"] = _submit(pods, "p.fail")
+    ids = {
+        name: submit_job(pods, name) for name in ["c.missing", "c.not_json", "c.huge", "c.exit3"]
+    }
+    ids["p.crash"] = submit_job(pods, "p.crash")
+    ids["p.fail"] = submit_job(pods, "p.fail")
     done = {name: finished(pods, job_id) for name, job_id in ids.items()}
 
     assert done["c.missing"].error == "command not found: no-such-program-jy"
@@ -135,7 +135,7 @@ def test_failures_are_attempts_with_their_exact_reason(pods: Stack) -> None:
     assert done["c.huge"].error_type == "ResultTooLarge"
     assert "1 MiB" in (done["c.huge"].error or "")
     assert done["c.exit3"].error == "the command exited with code 3"
-    assert "oops" in _log_lines(pods, ids["c.exit3"])
+    assert "oops" in log_lines(pods, ids["c.exit3"])
     assert done["p.fail"].error == "pods fail too"
     assert "Traceback" in (done["p.fail"].traceback or "")
     for name in ["c.missing", "c.not_json", "c.huge", "c.exit3", "p.fail"]:
@@ -159,8 +159,8 @@ def _gone(pid: int) -> bool:
 
 def test_cancel_kills_a_job_that_ignores_it_and_timeouts_kill(pods: Stack, tmp_path: Path) -> None:
     pid_file = tmp_path / "stubborn.pid"
-    stubborn = _submit(pods, "p.stubborn", pid_file=str(pid_file))
-    slow = _submit(pods, "p.slow")
+    stubborn = submit_job(pods, "p.stubborn", pid_file=str(pid_file))
+    slow = submit_job(pods, "p.slow")
     wait_for(lambda: pid_file.exists() and pid_file.read_text(), what="the stubborn job to start")
     pid = int(pid_file.read_text())
     cancel(pods.runtime, stubborn)
@@ -177,7 +177,7 @@ def test_cancel_kills_a_job_that_ignores_it_and_timeouts_kill(pods: Stack, tmp_p
 
 
 def test_a_burst_of_50_never_runs_more_than_max_parallel(pods: Stack) -> None:
-    ids = [_submit(pods, "p.python", delay_s=0.3) for _ in range(50)]
+    ids = [submit_job(pods, "p.python", delay_s=0.3) for _ in range(50)]
     done = [finished(pods, job_id, timeout_s=120) for job_id in ids]
     assert all(job.state is JobState.SUCCEEDED for job in done)
     assert len({job.result["pid"] for job in done}) == 50  # a fresh process per job
@@ -192,7 +192,7 @@ def test_a_burst_of_50_never_runs_more_than_max_parallel(pods: Stack) -> None:
 
 
 def test_a_killed_launcher_leaves_every_job_to_end_exactly_once(pods: Stack) -> None:
-    ids = [_submit(pods, "p.python", delay_s=3.0, steps=3) for _ in range(MAX_PARALLEL + 2)]
+    ids = [submit_job(pods, "p.python", delay_s=3.0, steps=3) for _ in range(MAX_PARALLEL + 2)]
 
     def all_slots_busy() -> bool:
         states = [jobs.get(pods.runtime.db, job_id).state for job_id in ids]
@@ -207,7 +207,7 @@ def test_a_killed_launcher_leaves_every_job_to_end_exactly_once(pods: Stack) -> 
     assert [attempts(pods, job_id) for job_id in ids] == [[(1, "succeeded")]] * len(ids)
     # Every job logged each step once: adoption neither lost nor repeated output.
     for job_id in ids:
-        lines = _log_lines(pods, job_id)
+        lines = log_lines(pods, job_id)
         assert [line for line in lines if line.startswith("did step")] == [
             "did step 1",
             "did step 2",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,9 +23,8 @@ from jobyard.api.routes.pools import capacity
 from jobyard.api.schemas import CapacityPublic
 from jobyard.config import Settings
 from jobyard.deploy.k8s_access import LAUNCHER_CLUSTER_RULES, LAUNCHER_RULES
-from jobyard.dispatch import submit
 from jobyard.domain.states import JobState
-from jobyard.store import jobs, logs
+from jobyard.store import jobs
 from tests import services
 from tests.deploy.manifests import VERSIONS
 from tests.factories import (
@@ -34,8 +32,10 @@ from tests.factories import (
     Stack,
     attempts,
     finished,
+    log_lines,
     make_settings,
     settings_env,
+    submit_job,
     wait_for,
 )
 from tests.k8s_fake import FakeCluster
@@ -103,34 +103,23 @@ def k8s(
         services.delete_redis_queues(services.REDIS_URL, settings.queue_prefix)
 
 
-def _submit(stack: Stack, type_: str, **args: object) -> uuid.UUID:
-    return submit.submit_one(
-        stack.runtime, submit.JobRequest(type_, dict(args)), submitted_by="test"
-    ).job.id
-
-
-def _log_lines(stack: Stack, job_id: uuid.UUID) -> list[str]:
-    with stack.runtime.db.read() as conn:
-        return [row.message for row in logs.page(conn, job_id, after_id=0, limit=1000)]
-
-
 def test_jobs_run_as_kubernetes_jobs_and_fail_with_what_the_node_said(
     k8s: Stack, cluster: FakeCluster
 ) -> None:
     ids = {
-        "ok": _submit(k8s, "p.python", delay_s=0.5, steps=2),
-        "env": _submit(k8s, "p.env"),
-        "fail": _submit(k8s, "p.fail"),
-        "oom": _submit(k8s, "p.hog"),
-        "unpullable": _submit(k8s, "p.unpullable"),
-        "slow": _submit(k8s, "p.slow"),
+        "ok": submit_job(k8s, "p.python", delay_s=0.5, steps=2),
+        "env": submit_job(k8s, "p.env"),
+        "fail": submit_job(k8s, "p.fail"),
+        "oom": submit_job(k8s, "p.hog"),
+        "unpullable": submit_job(k8s, "p.unpullable"),
+        "slow": submit_job(k8s, "p.slow"),
     }
     done = {name: finished(k8s, job_id, timeout_s=60) for name, job_id in ids.items()}
 
     assert done["ok"].state is JobState.SUCCEEDED, k8s.logs()
     assert done["ok"].progress == 1.0
-    assert "did step 2" in _log_lines(k8s, ids["ok"])
-    assert _log_lines(k8s, ids["env"]) == [f"job {ids['env']}", "db=none"]
+    assert "did step 2" in log_lines(k8s, ids["ok"])
+    assert log_lines(k8s, ids["env"]) == [f"job {ids['env']}", "db=none"]
     assert (done["fail"].state, done["fail"].error) == (JobState.FAILED, "pods fail too")
     assert done["oom"].state is JobState.FAILED
     assert done["oom"].error == (
@@ -162,8 +151,8 @@ def test_cancel_deletes_the_job_and_a_restarted_launcher_adopts_the_rest(
     k8s: Stack, cluster: FakeCluster, tmp_path: Path
 ) -> None:
     pid_file = tmp_path / "stubborn.pid"
-    stubborn = _submit(k8s, "p.stubborn", pid_file=str(pid_file))
-    long = [_submit(k8s, "p.python", delay_s=3.0, steps=3) for _ in range(3)]
+    stubborn = submit_job(k8s, "p.stubborn", pid_file=str(pid_file))
+    long = [submit_job(k8s, "p.python", delay_s=3.0, steps=3) for _ in range(3)]
     wait_for(lambda: pid_file.exists() and pid_file.read_text(), what="the stubborn job's pod")
     pid = int(pid_file.read_text())
     cancel(k8s.runtime, stubborn)
@@ -181,7 +170,7 @@ def test_cancel_deletes_the_job_and_a_restarted_launcher_adopts_the_rest(
     assert [job.state for job in done] == [JobState.SUCCEEDED] * 3, k8s.logs()
     assert [attempts(k8s, job_id) for job_id in long] == [[(1, "succeeded")]] * 3
     for job_id in long:
-        steps = [line for line in _log_lines(k8s, job_id) if line.startswith("did step")]
+        steps = [line for line in log_lines(k8s, job_id) if line.startswith("did step")]
         assert steps == ["did step 1", "did step 2", "did step 3"]
 
     # The launcher called exactly what the Roles rendered by `deploy kubernetes` allow.
@@ -193,8 +182,8 @@ def test_cancel_deletes_the_job_and_a_restarted_launcher_adopts_the_rest(
 def test_evictions_and_deadlines_reached_while_no_launcher_ran_are_named(
     k8s: Stack, cluster: FakeCluster
 ) -> None:
-    evicted = _submit(k8s, "p.python", delay_s=20.0)
-    overdue = _submit(k8s, "p.slow")  # timeout 1.5 s: its Job's deadline is 3 s
+    evicted = submit_job(k8s, "p.python", delay_s=20.0)
+    overdue = submit_job(k8s, "p.slow")  # timeout 1.5 s: its Job's deadline is 3 s
 
     def both_running() -> bool:
         return all(

@@ -99,20 +99,26 @@ def claim(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
                 state.claiming.pop(job_id, None)
 
 
-def _claim_once(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
-    runtime = state.runtime
-    now = runtime.clock()
-    values = claim_values(state, now)
-    with runtime.db.single() as conn:
-        job = jobs.transition(
+def start_attempt(state: ProcessState, job_id: uuid.UUID, now: datetime) -> JobRecord | None:
+    """The guarded `queued → running` of a new attempt, leased to this process; None when the
+    job is not queued (cancelled, or claimed by someone else). Workers and launchers alike."""
+    with state.runtime.db.single() as conn:
+        return jobs.transition(
             conn,
             job_id,
             source=JobState.QUEUED,
             target=JobState.RUNNING,
             now=now,
-            values=values,
+            values=claim_values(state, now),
             next_attempt=True,
         )
+
+
+def _claim_once(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
+    runtime = state.runtime
+    now = runtime.clock()
+    values = claim_values(state, now)
+    job = start_attempt(state, job_id, now)
     if job is not None:
         # Held before `claim` returns, so no other thread can mistake it for a lost claim.
         state.leases.hold(job.id, job.attempt)

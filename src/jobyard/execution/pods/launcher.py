@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from jobyard.domain.states import AttemptOutcome, JobState
+from jobyard.domain.states import AttemptOutcome
 from jobyard.events.types import progress_event, state_event
 from jobyard.execution import executor
 from jobyard.execution.executor import Failure, ProcessState
@@ -368,17 +368,7 @@ class Launcher:
             self._start(job_id)
 
     def _start(self, job_id: uuid.UUID) -> None:
-        now = self.runtime.clock()
-        with self.runtime.db.single() as conn:
-            job = jobs.transition(
-                conn,
-                job_id,
-                source=JobState.QUEUED,
-                target=JobState.RUNNING,
-                now=now,
-                values=executor.claim_values(self.state, now),
-                next_attempt=True,
-            )
+        job = executor.start_attempt(self.state, job_id, self.runtime.clock())
         if job is None:
             return  # cancelled meanwhile
         self.state.leases.hold(job.id, job.attempt)
