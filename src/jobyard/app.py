@@ -6,21 +6,25 @@ Declaring a job does no I/O. `yard.submit()` and `yard.get()` open a `Runtime` o
 
 from __future__ import annotations
 
-import inspect
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel
 
-from jobyard.config_sections import Resources
-from jobyard.context import JobContext
-from jobyard.domain.json_schema import schema_errors, schema_problem
-from jobyard.domain.limits import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
+from jobyard.definitions import (
+    JobDefinition as JobDefinition,
+)
+from jobyard.definitions import (
+    check_job_options,
+    command_definition,
+    inspect_signature,
+    resources_of,
+)
+from jobyard.domain.limits import DEFAULT_PRIORITY
 from jobyard.domain.retries import RetryPolicy
-from jobyard.errors import ConfigError, InvalidArgs, UnknownJobType
+from jobyard.errors import ConfigError, UnknownJobType
 
 if TYPE_CHECKING:
     from jobyard.config import Settings
@@ -29,100 +33,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 _NAME_LIMIT = 200
-
-
-class AnyArgs(BaseModel):
-    """The args of a command job type without a schema: any JSON object."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-@dataclass(frozen=True)
-class JobDefinition:
-    """A registered job type: a Python function, or a command (any language)."""
-
-    name: str
-    func: Callable[..., Any] | None
-    pool: str
-    args_model: type[BaseModel]
-    retry: RetryPolicy
-    timeout_s: float
-    priority: int
-    wants_context: bool
-    #: True when `args=Model` was given: the function receives one model instance.
-    model_argument: bool
-    #: A command job type: the program and its arguments, run with `workdir` as its folder.
-    command: tuple[str, ...] | None = None
-    workdir: str | None = None
-    #: `workdir` as declared (None or relative): in a container it is taken from the image's
-    #: working directory instead of the folder of jobyard.toml.
-    declared_workdir: str | None = None
-    #: A command job type's JSON Schema for its args.
-    args_schema: Mapping[str, Any] | None = None
-    #: pod-per-job pools: what one job's process or pod needs (default: the pool's).
-    resources: Resources | None = None
-    description: str | None = None
-    #: Kubernetes: the image of this type's pods instead of the pool's.
-    image: str | None = None
-    #: Declared in jobyard.toml (re-declared on every load) rather than in Python.
-    from_config: bool = False
-
-    def args_json_schema(self) -> dict[str, Any]:
-        """The JSON Schema of the args, for forms and `/api/v1/job-types`."""
-        if self.args_schema is not None:
-            return dict(self.args_schema)
-        return self.args_model.model_json_schema()
-
-    def validate_args(self, args: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Check `args` against the schema; return the normalised JSON-ready arguments.
-
-        Raises:
-            InvalidArgs: with one entry per failing field.
-        """
-        try:
-            model = self.args_model.model_validate(dict(args or {}))
-        except ValidationError as exc:
-            errors = [
-                {
-                    "field": ".".join(str(p) for p in err["loc"]) or "(args)",
-                    "message": err["msg"],
-                    "type": err["type"],
-                }
-                for err in exc.errors()
-            ]
-            raise self._invalid(errors) from exc
-        if self.args_schema is not None:
-            errors = schema_errors(self.args_schema, args or {})
-            if errors:
-                raise self._invalid(errors)
-        return model.model_dump(mode="json")
-
-    def _invalid(self, errors: list[dict[str, str]]) -> InvalidArgs:
-        return InvalidArgs(
-            f"args for job type '{self.name}' do not match its schema: "
-            + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-            errors=errors,
-        )
-
-    def call(self, ctx: JobContext, args: Mapping[str, Any]) -> Any:
-        """Run the function with validated arguments (awaiting it if it is async)."""
-        if self.func is None:
-            raise ConfigError(
-                f"job type '{self.name}' is a command; it runs only in a pod-per-job pool"
-            )
-        model = self.args_model.model_validate(dict(args))
-        positional: list[Any] = [ctx] if self.wants_context else []
-        if self.model_argument:
-            outcome = self.func(*positional, model)
-        else:
-            outcome = self.func(
-                *positional, **{k: getattr(model, k) for k in type(model).model_fields}
-            )
-        if inspect.iscoroutine(outcome):
-            import asyncio  # only async jobs pay for it (a pod-per-job process starts faster)
-
-            return asyncio.run(outcome)
-        return outcome
 
 
 class Yard:
@@ -164,13 +74,13 @@ class Yard:
             resources: pod-per-job pools: `{"cpu": "4", "memory": "8Gi", "gpu": 1}` for this
                 type's process or pod instead of the pool's.
         """
-        _check_job_options(retries, backoff_s, backoff_max_s, timeout_s, priority)
-        needs = _resources(resources)
+        check_job_options(retries, backoff_s, backoff_max_s, timeout_s, priority)
+        needs = resources_of(resources)
 
         def register(func: F) -> F:
             job_name = name or f"{func.__module__}.{func.__qualname__}"
             self._check_new_name(job_name)
-            wants_context, model, model_argument = _inspect_signature(func, args)
+            wants_context, model, model_argument = inspect_signature(func, args)
             self._jobs[job_name] = JobDefinition(
                 name=job_name,
                 func=func,
@@ -211,7 +121,7 @@ class Yard:
         `::progress 0.4 fitting model`, and succeeds by exiting 0.
         """
         self._check_new_name(name)
-        definition = _command_definition(
+        definition = command_definition(
             name,
             command,
             pool=pool,
@@ -220,7 +130,7 @@ class Yard:
             retry=RetryPolicy(retries, backoff_s, 300.0, True),
             timeout_s=timeout_s,
             priority=priority,
-            resources=_resources(resources),
+            resources=resources_of(resources),
             description=description,
             image=image,
         )
@@ -233,7 +143,7 @@ class Yard:
             del self._jobs[name]
         for name, spec in settings.job_types.items():
             self._check_new_name(name)
-            self._jobs[name] = _command_definition(
+            self._jobs[name] = command_definition(
                 name,
                 spec.command,
                 pool=spec.pool,
@@ -363,118 +273,3 @@ def _as_uuid(job_id: str | uuid.UUID) -> uuid.UUID:
         return uuid.UUID(str(job_id))
     except ValueError:
         raise JobNotFound(f"'{job_id}' is not a job id (job ids are UUIDs)") from None
-
-
-def _command_definition(
-    name: str,
-    command: Sequence[str],
-    *,
-    pool: str,
-    args_schema: Mapping[str, Any] | None,
-    workdir: str | None,
-    retry: RetryPolicy,
-    declared_workdir: str | None = None,
-    timeout_s: float,
-    priority: int,
-    resources: Resources | None,
-    description: str | None,
-    image: str | None = None,
-    from_config: bool = False,
-) -> JobDefinition:
-    _check_job_options(retry.retries, retry.backoff_s, 300.0, timeout_s, priority)
-    if not command or not all(isinstance(part, str) and part for part in command):
-        raise ConfigError(f"job type '{name}': command must be a non-empty list of strings")
-    if args_schema is not None:
-        problem = schema_problem(args_schema)
-        if problem:
-            raise ConfigError(f"job type '{name}': args_schema is not a JSON Schema: {problem}")
-    return JobDefinition(
-        name=name,
-        func=None,
-        pool=pool,
-        args_model=AnyArgs,
-        retry=retry,
-        timeout_s=timeout_s,
-        priority=priority,
-        wants_context=False,
-        model_argument=False,
-        command=tuple(command),
-        workdir=workdir,
-        declared_workdir=declared_workdir if from_config else workdir,
-        args_schema=dict(args_schema) if args_schema is not None else None,
-        resources=resources,
-        description=description,
-        image=image,
-        from_config=from_config,
-    )
-
-
-def _resources(value: Mapping[str, Any] | None) -> Resources | None:
-    if value is None:
-        return None
-    try:
-        return Resources.model_validate(dict(value))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'resources'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid resources: {problems}") from None
-
-
-def _check_job_options(
-    retries: int, backoff_s: float, backoff_max_s: float, timeout_s: float, priority: int
-) -> None:
-    problems = []
-    if retries < 0:
-        problems.append("retries must be ≥ 0")
-    if backoff_s < 0 or backoff_max_s < 0:
-        problems.append("backoff_s and backoff_max_s must be ≥ 0")
-    if timeout_s <= 0:
-        problems.append("timeout_s must be > 0")
-    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-        problems.append(f"priority must be between {MIN_PRIORITY} and {MAX_PRIORITY}")
-    if problems:
-        raise ConfigError("invalid job options: " + "; ".join(problems))
-
-
-def _inspect_signature(
-    func: Callable[..., Any], explicit: type[BaseModel] | None
-) -> tuple[bool, type[BaseModel], bool]:
-    """(wants ctx, args model, function takes the model instance)."""
-    params = list(inspect.signature(func).parameters.values())
-    hints = _type_hints(func)
-    wants_context = bool(params) and (
-        params[0].name == "ctx" or hints.get(params[0].name) is JobContext
-    )
-    rest = params[1:] if wants_context else params
-    if explicit is not None:
-        if len(rest) != 1:
-            raise ConfigError(
-                f"job '{func.__qualname__}' declares args={explicit.__name__}: its function must "
-                "take exactly one argument for it (after ctx)"
-            )
-        return wants_context, explicit, True
-    fields: dict[str, Any] = {}
-    for param in rest:
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
-            raise ConfigError(
-                f"job '{func.__qualname__}': parameter '{param.name}' must be a plain named "
-                "parameter (no *args, **kwargs or positional-only)"
-            )
-        annotation = hints.get(param.name, Any)
-        if param.name == "ctx" or annotation is JobContext:
-            raise ConfigError(
-                f"job '{func.__qualname__}': the JobContext parameter '{param.name}' must be "
-                "the first parameter"
-            )
-        default = ... if param.default is param.empty else param.default
-        fields[param.name] = (annotation, default)
-    model = create_model(f"{func.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
-    return wants_context, model, False
-
-
-def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        return get_type_hints(func)
-    except Exception:  # annotations that cannot be resolved fall back to Any
-        return {}

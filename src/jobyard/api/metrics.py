@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from jobyard.api.routes.pools import alive_workers
 from jobyard.runtime import Runtime
 from jobyard.scheduler.leader import LEASE_NAME
-from jobyard.store import jobs, leases, workers
+from jobyard.store import job_counts, leases, workers
 from jobyard.store import schedules as schedule_store
 from jobyard.store.records import PoolStats, WorkerRecord
 
@@ -53,8 +53,8 @@ class JobyardCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self._runtime.db.read() as conn:
-            counts = jobs.counts(conn)
-            stats = jobs.pool_stats(conn)
+            counts = job_counts.counts(conn)
+            stats = job_counts.pool_stats(conn)
             listing = workers.listing(conn)
         by_state = GaugeMetricFamily(
             f"{METRIC_PREFIX}_jobs",
@@ -140,7 +140,9 @@ class JobyardCollector(Collector):
         with self._lock:
             if until > self._scanned_until:
                 with self._runtime.db.read() as conn:
-                    finished = jobs.finished_between(conn, after=self._scanned_until, until=until)
+                    finished = job_counts.finished_between(
+                        conn, after=self._scanned_until, until=until
+                    )
                 for _id, type_, pool, state, seconds in finished:
                     self._durations.setdefault((type_, pool, state), _Histogram()).observe(seconds)
                 self._scanned_until = until

@@ -28,8 +28,8 @@ def launcher(
 ) -> None:
     """Start the queued jobs of a pod-per-job pool, each in a process of its own."""
     from jobyard.execution.heartbeat import Heartbeat
-    from jobyard.execution.pods.launcher import Launcher, job_root
-    from jobyard.execution.pods.local import LocalRunner
+    from jobyard.execution.pods.launcher import Launcher
+    from jobyard.execution.pods.local import LocalRunner, job_root
 
     state = state_of(ctx)
     settings = state.settings()
@@ -53,7 +53,7 @@ def launcher(
     else:
         python = build_environment(settings, pool, console(stderr=True))
         command = [str(python), "-m", "jobyard"] if python is not None else run_job_command()
-        runner = LocalRunner(job_root(runtime, pool), command, dict(os.environ))
+        runner = LocalRunner(job_root(settings, pool), command, dict(os.environ))
     stop = threading.Event()
     install_stop_handlers(stop)
     heartbeat = Heartbeat(runtime, pool)

@@ -9,18 +9,16 @@ referenced by name, never rendered with values.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 import tomli_w
 
 from jobyard.config import PoolConfig, Settings
 from jobyard.deploy.k8s_access import access_objects, launcher_name
+from jobyard.deploy.k8s_autoscale import disruption_budgets, hpa, scaled_object
+from jobyard.deploy.k8s_checks import check_target
 from jobyard.deploy.k8s_datastores import datastores
 from jobyard.deploy.k8s_meta import (
-    DNS_LABEL,
-    LABEL_VALUE,
-    QUANTITY,
     Target,
     all_labels,
     container_security,
@@ -30,7 +28,6 @@ from jobyard.deploy.k8s_meta import (
 )
 from jobyard.deploy.k8s_network import network_policies
 from jobyard.deploy.observability import monitoring_objects
-from jobyard.errors import ConfigError
 
 __all__ = ["Target", "render"]
 
@@ -44,13 +41,6 @@ WEB_DRAIN_S = 5
 SCHEMA_WAIT_S = 600
 # Pools whose jobs may run longer than this ask the cluster autoscaler not to evict them.
 LONG_JOB_S = 600
-MAX_RELEASE = 20
-# The registry/repository[:tag][@digest] grammar of container image references.
-_NAME_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-IMAGE_REFERENCE = re.compile(
-    rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_NAME_PART}(?:/{_NAME_PART})*"
-    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
-)
 
 
 def config_toml(settings: Settings) -> str:
@@ -382,93 +372,6 @@ def _check_probe(pool: str, *, period_s: int, failures: int) -> dict[str, Any]:
     }
 
 
-def scaled_object(name: str, pool: PoolConfig, target: Target) -> dict[str, Any]:
-    """KEDA scales a pool on its queued + running jobs in jobyard's own tables.
-
-    Counting running jobs too keeps scale-in from targeting a busy fleet, and counting rows
-    (not broker messages) sees what prefetch hides.
-    """
-    query = (
-        "SELECT count(*) FROM jobyard_jobs "
-        f"WHERE pool = '{name}' AND state IN ('queued', 'running')"
-    )
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": metadata(target, f"{target.release}-worker-{name}", "worker", name),
-        "spec": {
-            "scaleTargetRef": {"name": f"{target.release}-worker-{name}"},
-            "pollingInterval": 15,
-            "cooldownPeriod": 300,
-            "minReplicaCount": pool.autoscale.min_replicas,
-            "maxReplicaCount": pool.autoscale.max_replicas,
-            "triggers": [
-                {
-                    "type": "postgresql",
-                    "metadata": {
-                        "connectionFromEnv": "JOBYARD_DATABASE_URL",
-                        "query": query,
-                        "targetQueryValue": str(pool.autoscale.target_queue_length),
-                        "activationTargetQueryValue": "0",
-                    },
-                }
-            ],
-        },
-    }
-
-
-def disruption_budgets(settings: Settings, target: Target) -> list[dict[str, Any]]:
-    """Web keeps one pod through drains; each pool loses at most one at a time."""
-    budgets = [
-        {
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": metadata(target, f"{target.release}-web", "web"),
-            "spec": {"minAvailable": 1, "selector": {"matchLabels": labels(target, "web")}},
-        }
-    ]
-    for name in settings.pools:
-        budgets.append(
-            {
-                "apiVersion": "policy/v1",
-                "kind": "PodDisruptionBudget",
-                "metadata": metadata(target, f"{target.release}-worker-{name}", "worker", name),
-                "spec": {
-                    "maxUnavailable": 1,
-                    "selector": {"matchLabels": labels(target, "worker", name)},
-                },
-            }
-        )
-    return budgets
-
-
-def hpa(name: str, pool: PoolConfig, target: Target) -> dict[str, Any]:
-    """The alternative without KEDA: CPU-based autoscaling between the pool's bounds."""
-    return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": metadata(target, f"{target.release}-worker-{name}", "worker", name),
-        "spec": {
-            "scaleTargetRef": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": f"{target.release}-worker-{name}",
-            },
-            "minReplicas": max(pool.autoscale.min_replicas, 1),
-            "maxReplicas": pool.autoscale.max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 70},
-                    },
-                }
-            ],
-        },
-    }
-
-
 def ingress(target: Target) -> dict[str, Any]:
     """Routes the configured host to the web Service."""
     spec: dict[str, Any] = {
@@ -500,83 +403,6 @@ def ingress(target: Target) -> dict[str, Any]:
         "metadata": metadata(target, f"{target.release}-web", "web"),
         "spec": spec,
     }
-
-
-def check_target(settings: Settings, target: Target) -> None:
-    """Refuse what would render invalid objects, before anything is written.
-
-    Raises:
-        ConfigError: naming the option or the `pools.NAME.field` at fault.
-    """
-    problems = _target_problems(target)
-    for name, pool in settings.pools.items():
-        problems += _pool_problems(name, pool, target)
-    if problems:
-        raise ConfigError("cannot render Kubernetes manifests:\n  " + "\n  ".join(problems))
-
-
-def _target_problems(target: Target) -> list[str]:
-    problems = []
-    for option, namespace in (
-        ("--namespace", target.namespace),
-        ("--ingress-namespace", target.ingress_namespace),
-        ("--monitoring-namespace", target.monitoring_namespace),
-        ("--keda-namespace", target.keda_namespace),
-    ):
-        if not DNS_LABEL.match(namespace) or len(namespace) > 63:
-            problems.append(f"{option} '{namespace}' is not a DNS-1123 label")
-    if not DNS_LABEL.match(target.release) or len(target.release) > MAX_RELEASE:
-        problems.append(
-            f"--release '{target.release}' must be a DNS-1123 label of at most {MAX_RELEASE} "
-            "characters (object names add '-worker-<pool>')"
-        )
-    if not IMAGE_REFERENCE.match(target.image):
-        problems.append(f"--image '{target.image}' is not an image reference such as repo/app:1.0")
-    if target.autoscaler not in {"keda", "hpa"}:
-        problems.append(f"--autoscaler '{target.autoscaler}': use keda or hpa")
-    if target.monitoring not in {"annotations", "operator"}:
-        problems.append(f"--monitoring '{target.monitoring}': use annotations or operator")
-    for option, size in (
-        ("--postgres-storage", target.postgres_storage),
-        ("--redis-storage", target.redis_storage),
-    ):
-        if not QUANTITY.match(size):
-            problems.append(f"{option} '{size}' is not a quantity such as 10Gi")
-    return problems
-
-
-def _pool_problems(name: str, pool: PoolConfig, target: Target) -> list[str]:
-    problems = []
-    where = f"pools.{name}"
-    if pool.requirements and not pool.image:
-        problems.append(
-            f"{where}.image: the pool has its own requirements "
-            f"({pool.requirements}), so it needs its own image"
-        )
-    if pool.image is not None and not IMAGE_REFERENCE.match(pool.image):
-        problems.append(f"{where}.image: '{pool.image}' is not an image reference")
-    for field in ("cpu", "memory"):
-        if getattr(pool.resources, field) is None:
-            problems.append(
-                f"{where}.resources.{field} is missing: on Kubernetes every pool states what "
-                'one worker needs (for example cpu = "2", memory = "4Gi")'
-            )
-    full = f"{target.release}-worker-{name}"
-    if len(full) > 63:
-        problems.append(f"{where}: the object name '{full}' is over 63 characters")
-    for key, value in pool.node_selector.items():
-        if not _label_key_ok(key):
-            problems.append(f"{where}.node_selector: '{key}' is not a label key")
-        if len(value) > 63 or (value and not LABEL_VALUE.match(value)):
-            problems.append(f"{where}.node_selector.{key}: '{value}' is not a label value")
-    return problems
-
-
-def _label_key_ok(key: str) -> bool:
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not all(DNS_LABEL.match(p) for p in prefix.split("."))):
-        return False
-    return 0 < len(name) <= 63 and LABEL_VALUE.match(name) is not None
 
 
 def render(

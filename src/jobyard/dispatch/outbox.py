@@ -17,7 +17,7 @@ from jobyard.domain.states import JobState
 from jobyard.errors import ServiceUnavailable
 from jobyard.events.types import state_event
 from jobyard.runtime import Runtime
-from jobyard.store import jobs
+from jobyard.store import jobs, outbox_queries
 from jobyard.store.jobs import Dispatch
 from jobyard.store.records import JobRecord
 
@@ -44,7 +44,7 @@ def publish_committed(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
         )
         return False
     with runtime.db.write() as conn:
-        jobs.mark_dispatched(conn, [d.id for d in dispatches], runtime.clock())
+        outbox_queries.mark_dispatched(conn, [d.id for d in dispatches], runtime.clock())
     return True
 
 
@@ -52,7 +52,7 @@ def redispatch_stale(runtime: Runtime) -> int:
     """Publish queued jobs left unpublished for longer than the dispatch grace."""
     cutoff = runtime.clock() - timedelta(seconds=runtime.settings.scheduler.dispatch_grace_s)
     with runtime.db.read() as conn:
-        stale = jobs.undispatched(conn, updated_before=cutoff, limit=BATCH)
+        stale = outbox_queries.undispatched(conn, updated_before=cutoff, limit=BATCH)
     if stale and publish_committed(runtime, stale):
         log.info("re-dispatched %d job(s)", len(stale), extra={"action": "redispatch"})
         return len(stale)
@@ -63,7 +63,7 @@ def promote_due_retries(runtime: Runtime) -> int:
     """Move jobs whose retry backoff passed back to `queued` and publish them."""
     now = runtime.clock()
     with runtime.db.read() as conn:
-        due = jobs.due_retries(conn, now=now, limit=BATCH)
+        due = outbox_queries.due_retries(conn, now=now, limit=BATCH)
     promoted: list[JobRecord] = []
     with runtime.db.write() as conn:
         for job_id in due:
@@ -93,7 +93,7 @@ def heal_lost_messages(runtime: Runtime) -> int:
     now = runtime.clock()
     before = now - timedelta(seconds=runtime.settings.scheduler.lost_message_after_s)
     with runtime.db.read() as conn:
-        waiting = jobs.queues_waiting_since(conn, dispatched_before=before)
+        waiting = outbox_queries.queues_waiting_since(conn, dispatched_before=before)
     queues = [q for q in waiting if q not in runtime.settings.launched_queues]
     if not queues:
         return 0
@@ -103,10 +103,10 @@ def heal_lost_messages(runtime: Runtime) -> int:
         if lengths.get(queue, 0) > 0:
             continue
         with runtime.db.read() as conn:
-            lost = jobs.dispatched_before(conn, queue, before=before, limit=BATCH)
+            lost = outbox_queries.dispatched_before(conn, queue, before=before, limit=BATCH)
         runtime.publisher.publish(lost)
         with runtime.db.write() as conn:
-            jobs.mark_redispatched(conn, [d.id for d in lost], now)
+            outbox_queries.mark_redispatched(conn, [d.id for d in lost], now)
         healed += len(lost)
         log.warning(
             "queue %s was empty while %d job(s) waited; published them again",

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from jobyard.events.types import state_event
-from jobyard.execution import executor
+from jobyard.execution import executor, overtaken
 from jobyard.store import batches
 from jobyard.store.db import is_transient
 from jobyard.store.records import JobRecord
@@ -74,7 +74,7 @@ class BulkSuccesses:
                     finished = {job.id for job in done}
                     for item in pending:
                         if item.job.id not in finished:
-                            executor.discard_overtaken(conn, item.job, item.finished_at)
+                            overtaken.discard_overtaken(conn, item.job, item.finished_at)
                 return done
 
             done = runtime.db.retry(record, what=f"recording {len(pending)} finished jobs")

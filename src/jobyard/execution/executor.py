@@ -8,7 +8,6 @@ completes twice. The broker-specific parts (Celery signals, time-limit exception
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 import traceback
@@ -21,7 +20,7 @@ from sqlalchemy import Connection
 
 from jobyard.app import JobDefinition
 from jobyard.context import JobContext, Retry
-from jobyard.domain.limits import MAX_RESULT_BYTES
+from jobyard.domain.results import storable_result
 from jobyard.domain.retries import backoff_delay_s, has_attempts_left
 from jobyard.domain.states import AttemptOutcome, JobState
 from jobyard.errors import JobyardError, ResultNotSerializable, ResultTooLarge, UnknownJobType
@@ -29,6 +28,7 @@ from jobyard.events.types import log_event, state_event
 from jobyard.execution.hooks import AttemptHooks
 from jobyard.execution.joblog import BufferingJobHandler, job_logger
 from jobyard.execution.leases import LeaseKeeper
+from jobyard.execution.overtaken import discard_overtaken, retry_lost_attempt
 from jobyard.execution.owners import is_dead_local_owner
 from jobyard.runtime import Runtime
 from jobyard.store import jobs, logs
@@ -211,36 +211,6 @@ def _take_over(
     )
 
 
-def retry_lost_attempt(
-    runtime: Runtime, conn: Connection, lost: JobRecord, now: datetime, *, run_after: datetime
-) -> JobRecord | None:
-    """Record `lost.attempt` as lost; move the job to `retrying`, or `failed` when out of tries.
-
-    Lost attempts get at least `worker.lost_attempts_max` tries whatever the job's retry
-    setting, so a crash does not fail a job, but a job that crashes every worker stops.
-
-    Returns:
-        The job as it now is (`retrying` or `failed`), or None when it had moved on.
-    """
-    limit = max(lost.max_attempts, runtime.settings.worker.lost_attempts_max)
-    message = f"worker {lost.lease_owner} stopped during attempt {lost.attempt}"
-    error = {"error": message, "error_type": "WorkerLost", "traceback": None}
-    retry = has_attempts_left(lost.attempt, limit)
-    moved = jobs.transition(
-        conn,
-        lost.id,
-        source=JobState.RUNNING,
-        target=JobState.RETRYING if retry else JobState.FAILED,
-        now=now,
-        attempt=lost.attempt,
-        values={"run_after": run_after, "max_attempts": limit, **error}
-        if retry
-        else {"finished_at": now, **error},
-        ends=jobs.AttemptEnd(AttemptOutcome.LOST.value, message, "WorkerLost"),
-    )
-    return moved
-
-
 class SuccessSink(Protocol):
     """Takes successes to record later, in bulk (`execution.chunks`)."""
 
@@ -327,7 +297,7 @@ def _succeed(
     successes: SuccessSink | None = None,
 ) -> str:
     try:
-        stored = _storable(result)
+        stored = storable_result(result)
     except (ResultTooLarge, ResultNotSerializable) as exc:
         return _fail(state, job, definition, handler, _failure(exc, permanent=True))
     now = state.runtime.clock()
@@ -422,21 +392,6 @@ def write_logs(state: ProcessState, job: JobRecord, rows: list[dict[str, Any]]) 
     state.runtime.events.publish([log_event(job, row) for row in rows])
 
 
-def _storable(result: Any) -> Any:
-    try:
-        text = json.dumps(result, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ResultNotSerializable(
-            f"the result ({type(result).__name__}) cannot be stored as JSON: {exc}"
-        ) from exc
-    if len(text) > MAX_RESULT_BYTES:
-        raise ResultTooLarge(
-            f"the result is {len(text)} bytes; the limit is {MAX_RESULT_BYTES} (1 MiB): store "
-            "large outputs elsewhere and return a reference"
-        )
-    return json.loads(text)
-
-
 def _fail(
     state: ProcessState,
     job: JobRecord,
@@ -465,23 +420,3 @@ def _fail(
         target, values = JobState.FAILED, {"finished_at": now}
     ends = jobs.AttemptEnd(failure.outcome.value, **error)
     return _finish(state, job, handler, target, {**values, **error}, ends, now)
-
-
-def discard_overtaken(conn: Connection, job: JobRecord, now: datetime) -> str:
-    """The attempt finished but the job moved on (cancelled, or lost and retried)."""
-    current = jobs.fetch(conn, job.id)
-    if (
-        current is not None
-        and current.state is JobState.CANCELLED
-        and current.attempt == job.attempt
-        and not any(a.attempt == job.attempt for a in jobs.attempts(conn, job.id))
-    ):
-        jobs.record_attempt(conn, job, outcome=AttemptOutcome.CANCELLED.value, finished_at=now)
-    log.info(
-        "job %s attempt %d ended after the job moved to %s; outcome discarded",
-        job.id,
-        job.attempt,
-        current.state.value if current else "deleted",
-        extra={"job_id": job.id},
-    )
-    return "discarded"

@@ -14,7 +14,7 @@ import signal
 import uuid
 
 from jobyard.domain.states import JobState
-from jobyard.execution.executor import discard_overtaken
+from jobyard.execution.overtaken import discard_overtaken
 from jobyard.runtime import Runtime
 from jobyard.store import jobs
 

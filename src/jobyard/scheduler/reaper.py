@@ -13,7 +13,7 @@ from jobyard.domain.retries import backoff_delay_s, has_attempts_left
 from jobyard.domain.states import AttemptOutcome, JobState
 from jobyard.errors import UnknownJobType
 from jobyard.events.types import state_event
-from jobyard.execution.executor import retry_lost_attempt
+from jobyard.execution.overtaken import retry_lost_attempt
 from jobyard.runtime import Runtime
 from jobyard.store import jobs
 from jobyard.store.records import JobRecord

@@ -16,13 +16,11 @@ from sqlalchemy import (
     Executable,
     String,
     Text,
-    and_,
     bindparam,
     cast,
     func,
     insert,
     select,
-    text,
     update,
 )
 
@@ -30,7 +28,7 @@ from jobyard.domain.states import JobState, is_allowed
 from jobyard.errors import JobNotFound
 from jobyard.store.db import Database
 from jobyard.store.models import attempts_table, jobs_table
-from jobyard.store.records import AttemptRecord, JobRecord, PoolStats
+from jobyard.store.records import AttemptRecord, JobRecord
 from jobyard.store.types import UTCDateTime
 
 J = jobs_table.c
@@ -358,94 +356,6 @@ def page(
     return [JobRecord.from_row(row) for row in conn.execute(query).mappings()]
 
 
-def count_finished_since(conn: Connection, state: JobState, since: datetime) -> int:
-    """How many jobs reached `state` (a final state) since `since`."""
-    query = select(func.count()).where(J.state == state.value, J.finished_at >= since)
-    return int(conn.execute(query).scalar_one())
-
-
-def mark_dispatched(conn: Connection, ids: Sequence[uuid.UUID], now: datetime) -> None:
-    """Note that the current queued state of these jobs reached the broker."""
-    if conn.dialect.name == "postgresql":  # one array parameter, not one per id
-        conn.execute(_MARK_DISPATCHED, {"ids": list(ids), "now": now})
-        return
-    for start in range(0, len(ids), 500):
-        conn.execute(
-            update(jobs_table)
-            .where(
-                J.id.in_(ids[start : start + 500]),
-                J.state == JobState.QUEUED.value,
-                J.dispatched_at.is_(None),
-            )
-            .values(dispatched_at=now)
-        )
-
-
-_MARK_DISPATCHED = text(
-    "UPDATE jobyard_jobs SET dispatched_at = :now "
-    "WHERE id = ANY(CAST(:ids AS uuid[])) AND state = 'queued' AND dispatched_at IS NULL"
-)
-
-
-def undispatched(conn: Connection, *, updated_before: datetime, limit: int) -> list[Dispatch]:
-    """Queued jobs whose message never reached the broker (the outbox backlog)."""
-    rows = conn.execute(
-        select(J.id, J.queue, J.priority, J.timeout_s)
-        .where(
-            J.state == JobState.QUEUED.value,
-            J.dispatched_at.is_(None),
-            J.updated_at < updated_before,
-        )
-        .order_by(J.id)
-        .limit(limit)
-    )
-    return [Dispatch(row.id, row.queue, row.priority, row.timeout_s) for row in rows]
-
-
-def queues_waiting_since(conn: Connection, *, dispatched_before: datetime) -> list[str]:
-    """Queues holding queued jobs that were published before the given time."""
-    rows = conn.execute(
-        select(J.queue)
-        .where(J.state == JobState.QUEUED.value, J.dispatched_at < dispatched_before)
-        .group_by(J.queue)
-    )
-    return [row.queue for row in rows]
-
-
-def dispatched_before(
-    conn: Connection, queue: str, *, before: datetime, limit: int
-) -> list[Dispatch]:
-    """Queued jobs of a queue published before the given time, oldest first."""
-    rows = conn.execute(
-        select(J.id, J.queue, J.priority, J.timeout_s)
-        .where(J.state == JobState.QUEUED.value, J.queue == queue, J.dispatched_at < before)
-        .order_by(J.id)
-        .limit(limit)
-    )
-    return [Dispatch(row.id, row.queue, row.priority, row.timeout_s) for row in rows]
-
-
-def mark_redispatched(conn: Connection, ids: Sequence[uuid.UUID], now: datetime) -> None:
-    """Restart the lost-message clock of jobs just published again."""
-    for start in range(0, len(ids), 500):
-        conn.execute(
-            update(jobs_table)
-            .where(J.id.in_(ids[start : start + 500]), J.state == JobState.QUEUED.value)
-            .values(dispatched_at=now)
-        )
-
-
-def due_retries(conn: Connection, *, now: datetime, limit: int) -> list[uuid.UUID]:
-    """Jobs waiting in `retrying` whose backoff has passed."""
-    rows = conn.execute(
-        select(J.id)
-        .where(J.state == JobState.RETRYING.value, J.run_after <= now)
-        .order_by(J.run_after)
-        .limit(limit)
-    )
-    return [row.id for row in rows]
-
-
 def expired_leases(conn: Connection, *, now: datetime, limit: int) -> list[JobRecord]:
     """Running jobs whose worker stopped renewing their lease (worker died)."""
     rows = conn.execute(
@@ -501,59 +411,3 @@ def set_progress(
         .values(progress=fraction, progress_message=message, updated_at=now)
     )
     return bool(result.rowcount)
-
-
-def pool_stats(conn: Connection) -> dict[str, PoolStats]:
-    """Queued, running and retrying counts and oldest queued time per pool."""
-    active = [JobState.QUEUED.value, JobState.RUNNING.value, JobState.RETRYING.value]
-    rows = conn.execute(
-        select(J.pool, J.state, func.count(), func.min(J.updated_at))
-        .where(J.state.in_(active))
-        .group_by(J.pool, J.state)
-    )
-    stats: dict[str, dict[str, Any]] = {}
-    for pool, state, count, oldest in rows:
-        entry = stats.setdefault(pool, {"queued": 0, "running": 0, "retrying": 0, "oldest": None})
-        entry[state] = count
-        if state == JobState.QUEUED.value:
-            entry["oldest"] = _aware(oldest)
-    return {
-        pool: PoolStats(pool, e["queued"], e["running"], e["retrying"], e["oldest"])
-        for pool, e in stats.items()
-    }
-
-
-def counts(conn: Connection) -> list[tuple[str, str, str, int]]:
-    """(state, type, pool, count) over all jobs, for metrics."""
-    rows = conn.execute(
-        select(J.state, J.type, J.pool, func.count()).group_by(J.state, J.type, J.pool)
-    )
-    return [(state, type_, pool, count) for state, type_, pool, count in rows]
-
-
-def finished_between(
-    conn: Connection, *, after: datetime, until: datetime
-) -> list[tuple[uuid.UUID, str, str, str, float]]:
-    """(id, type, pool, state, run seconds) of jobs that finished in (after, until]."""
-    rows = conn.execute(
-        select(J.id, J.type, J.pool, J.state, J.started_at, J.finished_at).where(
-            and_(J.finished_at > after, J.finished_at <= until, J.started_at.is_not(None))
-        )
-    )
-    out = []
-    for row in rows:
-        started, finished = _aware(row.started_at), _aware(row.finished_at)
-        if started is not None and finished is not None:
-            seconds = (finished - started).total_seconds()
-            out.append((row.id, row.type, row.pool, row.state, seconds))
-    return out
-
-
-def _aware(value: Any) -> datetime | None:
-    """Aggregates bypass the column type on SQLite; restore UTC there."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

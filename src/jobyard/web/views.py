@@ -18,7 +18,7 @@ from jobyard.api.routes.pools import alive_workers, capacity, list_pools, recent
 from jobyard.domain.roles import Role
 from jobyard.domain.states import CANCELLABLE_STATES, RETRYABLE_BY_USER_STATES, JobState
 from jobyard.runtime import Runtime
-from jobyard.store import audit, jobs, logs, workers
+from jobyard.store import audit, job_counts, jobs, logs, workers
 from jobyard.store import schedules as schedule_store
 from jobyard.store.records import JobRecord
 from jobyard.web import forms
@@ -101,9 +101,9 @@ def _overview(runtime: Runtime) -> dict[str, Any]:
     since = runtime.clock() - timedelta(hours=1)
     with runtime.db.read() as conn:
         counts: dict[str, int] = {}
-        for state, _type, _pool, count in jobs.counts(conn):
+        for state, _type, _pool, count in job_counts.counts(conn):
             counts[state] = counts.get(state, 0) + count
-        failed = jobs.count_finished_since(conn, JobState.FAILED, since)
+        failed = job_counts.count_finished_since(conn, JobState.FAILED, since)
     return {
         "states": STATES,
         "counts": counts,

@@ -22,7 +22,7 @@ from jobyard.api.schemas import (
 )
 from jobyard.domain.roles import Role
 from jobyard.runtime import Runtime
-from jobyard.store import jobs, type_stats, workers
+from jobyard.store import job_counts, type_stats, workers
 from jobyard.store.records import WorkerRecord
 
 #: Finished jobs the type statistics read at most (the newest).
@@ -44,7 +44,7 @@ def list_pools(runtime: RuntimeDep) -> list[PoolPublic]:
     """Every declared pool with queued, running and live worker counts."""
     now = runtime.clock()
     with runtime.db.read() as conn:
-        stats = jobs.pool_stats(conn)
+        stats = job_counts.pool_stats(conn)
         listing = workers.listing(conn)
     live = alive_workers(runtime, listing)
     alive = Counter(w.pool for w in live)
@@ -80,7 +80,7 @@ def list_pools(runtime: RuntimeDep) -> list[PoolPublic]:
 def capacity(runtime: RuntimeDep) -> list[CapacityPublic]:
     """Per pool: live workers, their slots, slots in use and free, and jobs waiting."""
     with runtime.db.read() as conn:
-        stats = jobs.pool_stats(conn)
+        stats = job_counts.pool_stats(conn)
         listing = workers.listing(conn)
     live = alive_workers(runtime, listing)
     out = []

@@ -18,12 +18,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from jobyard.domain.states import AttemptOutcome
 from jobyard.events.types import progress_event, state_event
-from jobyard.execution import executor
+from jobyard.execution import executor, overtaken
 from jobyard.execution.executor import Failure, ProcessState
 from jobyard.execution.leases import LeaseKeeper
 from jobyard.execution.owners import owner_id
@@ -202,7 +201,7 @@ class Launcher:
     def _retry_unstarted(self, job: JobRecord) -> None:
         now = self.runtime.clock()
         with self.runtime.db.write() as conn:
-            moved = executor.retry_lost_attempt(self.runtime, conn, job, now, run_after=now)
+            moved = overtaken.retry_lost_attempt(self.runtime, conn, job, now, run_after=now)
         if moved is not None:
             self.runtime.events.publish([state_event(moved)])
 
@@ -321,7 +320,7 @@ class Launcher:
             if reason == "cancelled":
                 now = self.runtime.clock()
                 with self.runtime.db.write() as conn:
-                    executor.discard_overtaken(conn, job, now)
+                    overtaken.discard_overtaken(conn, job, now)
             elif reason == "timeout":
                 executor.record_failure(
                     self.state,
@@ -402,7 +401,7 @@ class Launcher:
     # -- stopping ------------------------------------------------------------------------------
 
     def _leave_running(self) -> None:
-        """Stop following: the jobs keep running for the next launcher to adopt."""
+        """Stop renewing and give up the lead; jobs still running are the next launcher's."""
         self.state.leases.stop()
         try:
             self.leadership.release()
@@ -432,11 +431,7 @@ class Launcher:
                 self.follow()
                 time.sleep(POLL_S)
         finally:
-            self.state.leases.stop()
-            try:
-                self.leadership.release()
-            except Exception as exc:
-                log.warning("could not release the launcher lease: %s", describe(exc))
+            self._leave_running()
 
 
 def _failure_of(outcome: stream.Outcome) -> Failure:
@@ -448,8 +443,3 @@ def _failure_of(outcome: stream.Outcome) -> Failure:
         retry_after_s=outcome.retry_after_s,
         permanent=outcome.permanent,
     )
-
-
-def job_root(runtime: Runtime, pool: str) -> Path:
-    """Where the local runner keeps the pool's attempt folders."""
-    return runtime.settings.resolved_data_dir / "launcher" / pool

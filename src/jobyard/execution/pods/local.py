@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobyard.config import Settings
 from jobyard.execution.pods.spec import SPEC_FILE_ENV, LaunchSpec
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,11 @@ class LocalJob:
     def exit_code(self) -> int | None:
         """The exit code, when this launcher started the process and it ended."""
         return self.process.returncode if self.process is not None else None
+
+
+def job_root(settings: Settings, pool: str) -> Path:
+    """Where the local runner keeps a pool's attempt folders."""
+    return settings.resolved_data_dir / "launcher" / pool
 
 
 class LocalRunner:

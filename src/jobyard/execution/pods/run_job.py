@@ -23,7 +23,8 @@ from typing import IO, Any
 from jobyard.app import JobDefinition, Yard
 from jobyard.context import JobContext, Retry
 from jobyard.domain.limits import MAX_RESULT_BYTES
-from jobyard.errors import JobyardError, UnknownJobType
+from jobyard.domain.results import storable_result
+from jobyard.errors import JobyardError, ResultNotSerializable, ResultTooLarge, UnknownJobType
 from jobyard.execution.pods import stream
 from jobyard.execution.pods.spec import SPEC_FILE_ENV, SPEC_JSON_ENV, LaunchSpec
 
@@ -212,22 +213,9 @@ def _result_file(path: Path) -> stream.Outcome:
 
 def _checked_result(result: Any) -> stream.Outcome:
     try:
-        text = json.dumps(result, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        return stream.Outcome(
-            "failed",
-            error=f"the result ({type(result).__name__}) cannot be stored as JSON: {exc}",
-            error_type="ResultNotSerializable",
-            permanent=True,
-        )
-    if len(text) > MAX_RESULT_BYTES:
-        return stream.Outcome(
-            "failed",
-            error=f"the result is {len(text)} bytes; the limit is {MAX_RESULT_BYTES} (1 MiB)",
-            error_type="ResultTooLarge",
-            permanent=True,
-        )
-    return stream.Outcome("succeeded", result=json.loads(text))
+        return stream.Outcome("succeeded", result=storable_result(result))
+    except (ResultNotSerializable, ResultTooLarge) as exc:
+        return _failed(exc, permanent=True)
 
 
 def _failed(exc: BaseException, *, permanent: bool = False) -> stream.Outcome:
