@@ -158,12 +158,17 @@ class Stack:
         self.env = settings_env(self.settings)
 
     def start(
-        self, name: str, *args: str, env: dict[str, str] | None = None
+        self,
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        program: str = "jobyard",
     ) -> subprocess.Popen[bytes]:
-        """Start `jobyard ARGS…` as a child (with extra `env`), logging to log_dir/NAME.log."""
+        """Start `python -m PROGRAM ARGS…` as a child (with extra `env`), logging to
+        log_dir/NAME.log."""
         log = open(self.log_dir / f"{name}.log", "ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "jobyard", *args],
+            [sys.executable, "-m", program, *args],
             env={**self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,

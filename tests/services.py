@@ -246,10 +246,14 @@ def _text(value: bytes | str) -> str:
 def delete_redis_queues(url: str, prefix: str) -> None:
     """Remove a test's queues, bindings and unacked messages from the shared Redis."""
     client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(f"{prefix}.*"))
+    # Queues, and the remote-control and event exchanges' bindings named after the prefix.
+    keys = list(client.scan_iter(f"*{prefix}.*"))
     if keys:
         client.delete(*keys)
-    for binding in client.scan_iter("_kombu.binding*"):
+    deadlines = [m for m in client.zrange("_kombu.binding_deadlines", 0, -1) if prefix in _text(m)]
+    if deadlines:
+        client.zrem("_kombu.binding_deadlines", *deadlines)
+    for binding in client.scan_iter("_kombu.binding.*"):
         members = [m for m in client.smembers(binding) if _text(m).startswith(prefix)]
         if members:
             client.srem(binding, *members)

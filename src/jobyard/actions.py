@@ -96,9 +96,7 @@ def retry(runtime: Runtime, job_id: uuid.UUID) -> JobRecord:
     if moved is None:
         raise TransitionRejected(f"job {job_id} changed state meanwhile; try again")
     runtime.events.publish([state_event(moved)])
-    outbox.publish_committed(
-        runtime, [Dispatch(moved.id, moved.queue, moved.priority, moved.timeout_s)]
-    )
+    outbox.publish_committed(runtime, [Dispatch.of(moved)])
     return moved
 
 

@@ -195,6 +195,12 @@ class WorkerSettings(_Section):
         "prefetch credit (kombu's own leaves a busy worker unable to consume after a Redis "
         "restart). Off only to reproduce that stall, as the stall guard's test does.",
     )
+    remote_control: bool = Field(
+        True,
+        description="Answer Celery's remote control (`jobyard inspect`, `celery -A "
+        "jobyard.celery_app inspect|control`, Flower). Off saves each worker one broker "
+        "subscription, and nobody can then ask a worker what it runs.",
+    )
     liveness_dir: Path | None = Field(
         None,
         description="Where workers touch their liveness file for `jobyard worker --check` "
@@ -235,6 +241,15 @@ class SchedulerSettings(_Section):
     )
     catchup_limit: int = Field(
         100, ge=1, le=10000, description="Most missed runs `run_all` starts for one schedule."
+    )
+    history_sample_s: float = Field(
+        15.0,
+        gt=0,
+        description="How often the leader samples each pool's queue depth for the dashboard's "
+        "history chart.",
+    )
+    history_keep_h: float = Field(
+        48.0, ge=24, description="Hours of queue depth samples kept (the chart shows 24 h)."
     )
 
 

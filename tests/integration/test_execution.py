@@ -115,7 +115,7 @@ def test_redelivered_message_for_finished_job_is_noop(running: Stack) -> None:
 
     job_id = _submit(running, "t.echo", message="once")
     job = finished(running, job_id)
-    running.runtime.publisher.publish([Dispatch(job.id, job.queue, job.priority, job.timeout_s)])
+    running.runtime.publisher.publish([Dispatch.of(job)])
     marker_id = _submit(running, "t.noop")
     finished(running, marker_id)  # the duplicate was consumed before or alongside this one
     again = jobs.get(running.runtime.db, job_id)

@@ -128,7 +128,8 @@ def test_stall_guard_reconnects_a_stalled_consumer(
 ) -> None:
     """The safety net on its own: with kombu's original transport a busy prefork worker stalls
     after a Redis restart; the guard sees free slots, messages waiting and nothing received,
-    reports the stall and reconnects the consumer, well within 30 s."""
+    reports the stall and reconnects the consumer, well within 30 s. Remote control is off:
+    its subscription socket notices the restart and would bring the consumer back by itself."""
     del pg_template
     pools = {**TEST_POOLS, "media": {"concurrency": 2, "celery_pool": "prefork"}}
     out = tmp_path / "out"
@@ -140,7 +141,12 @@ def test_stall_guard_reconnects_a_stalled_consumer(
             backend,
             tmp_path / "data",
             pools=pools,
-            worker={**FAST_TIMINGS["worker"], "stall_after_s": 4.0, "kombu_ack_fix": False},
+            worker={
+                **FAST_TIMINGS["worker"],
+                "stall_after_s": 4.0,
+                "kombu_ack_fix": False,
+                "remote_control": False,
+            },
         )
         MADE_SETTINGS.remove(settings)
         stack = Stack(settings, tmp_path / "logs")

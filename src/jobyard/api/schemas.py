@@ -231,6 +231,19 @@ class JobTypeStatsPublic(BaseModel):
     last_error: str | None
 
 
+class HistoryPublic(BaseModel):
+    """The dashboard's charts over a window, from stored data: jobs finished per bucket (by
+    final state) and the most jobs queued per pool in each bucket (None: no sample then)."""
+
+    window: str
+    bucket_s: int = Field(description="Bucket width; buckets start at multiples of it.")
+    times: list[int] = Field(description="Bucket starts, Unix seconds, oldest first.")
+    succeeded: list[int]
+    failed: list[int]
+    cancelled: list[int]
+    queued: dict[str, list[int | None]] = Field(description="Per pool, one value per bucket.")
+
+
 class Problem(BaseModel):
     """Every error response: a stable `code` and a message that says what to fix."""
 

@@ -16,6 +16,7 @@ from jobyard.cli import (
     db_cmd,
     deploy_cmd,
     exitcodes,
+    inspect_cmd,
     jobs_cmd,
     keys_cmd,
     pods_cmd,
@@ -84,6 +85,7 @@ app.command("worker")(processes.worker)
 app.command("scheduler")(processes.scheduler)
 app.command("launcher")(pods_cmd.launcher)
 app.command("run-job")(pods_cmd.run_job)
+app.command("inspect")(inspect_cmd.inspect)
 
 
 def _click_exception_class() -> type[Exception]:

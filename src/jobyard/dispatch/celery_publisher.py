@@ -65,6 +65,8 @@ class CeleryPublisher:
                 soft_time_limit=first.timeout_s if single else None,
                 time_limit=sum(item.timeout_s for item in chunk) + self._grace_s,
                 ignore_result=True,
+                # What `celery inspect` and Flower show as the task's name: the job type.
+                shadow=_shadow_name(chunk),
                 # Celery would saferepr() the arguments; for uuids that is most of its cost.
                 argsrepr=repr(ids),
                 kwargsrepr="{}",
@@ -127,6 +129,12 @@ class CeleryPublisher:
     def _redacted(self) -> str:
         with self.app.connection_for_write() as conn:
             return str(conn.as_uri())
+
+
+def _shadow_name(chunk: Sequence[Dispatch]) -> str:
+    """The job type of a message, or its types joined when a chunk mixes several."""
+    types = sorted({item.type for item in chunk})
+    return types[0] if len(types) == 1 else ",".join(types)
 
 
 def _batched(producer: Any) -> AbstractContextManager[object]:

@@ -78,7 +78,7 @@ def promote_due_retries(runtime: Runtime) -> int:
             if record is not None:
                 promoted.append(record)
     runtime.events.publish([state_event(r) for r in promoted])
-    publish_committed(runtime, [Dispatch(r.id, r.queue, r.priority, r.timeout_s) for r in promoted])
+    publish_committed(runtime, [Dispatch.of(r) for r in promoted])
     return len(promoted)
 
 

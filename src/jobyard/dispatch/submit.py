@@ -81,9 +81,7 @@ def submit_many(
     outcome = _store(runtime, rows)
     fresh = [s.job for s in outcome if s.created]
     runtime.events.publish([state_event(job) for job in fresh])
-    outbox.publish_committed(
-        runtime, [Dispatch(j.id, j.queue, j.priority, j.timeout_s) for j in fresh]
-    )
+    outbox.publish_committed(runtime, [Dispatch.of(j) for j in fresh])
     return outcome
 
 

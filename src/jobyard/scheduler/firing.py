@@ -148,7 +148,8 @@ def _fire_once(
         )
         return None
     report.fired += 1
-    report.dispatches.append(Dispatch(row["id"], row["queue"], row["priority"], row["timeout_s"]))
-    report.events.append(state_event(JobRecord.from_new_row(row)))
+    fired = JobRecord.from_new_row(row)
+    report.dispatches.append(Dispatch.of(fired))
+    report.events.append(state_event(fired))
     fired_id: uuid.UUID = row["id"]
     return fired_id

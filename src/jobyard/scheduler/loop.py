@@ -18,6 +18,7 @@ from jobyard.execution import liveness
 from jobyard.runtime import Runtime
 from jobyard.scheduler import reaper
 from jobyard.scheduler.firing import fire_due
+from jobyard.scheduler.history import HistorySampler
 from jobyard.scheduler.leader import Leadership
 from jobyard.store.db import describe, is_transient
 
@@ -65,6 +66,7 @@ class Scheduler:
         self.runtime = runtime
         self.leader = Leadership(runtime.db, runtime.settings.scheduler.lease_s, holder=holder)
         self.ticks = 0
+        self.history = HistorySampler(runtime)
         self._synced_token: int | None = None
 
     def step(self) -> TickReport | None:
@@ -85,6 +87,8 @@ class Scheduler:
                 log.info("synced %d schedule(s) from config", changed, extra={"action": "sync"})
         report = tick(self.runtime, self.leader, sweep=self.ticks % SWEEP_EVERY_TICKS == 0)
         self.ticks += 1
+        if report is not None:
+            self.history.maybe_sample(self.runtime.clock())
         return report
 
     def run(self, stop: threading.Event) -> None:

@@ -36,12 +36,17 @@ J = jobs_table.c
 
 @dataclass(frozen=True, slots=True)
 class Dispatch:
-    """What the broker needs to deliver one queued job."""
+    """What the broker needs to deliver one queued job (`type` names it in Celery's tools)."""
 
     id: uuid.UUID
     queue: str
     priority: int
     timeout_s: float
+    type: str
+
+    @classmethod
+    def of(cls, job: JobRecord) -> Dispatch:
+        return cls(job.id, job.queue, job.priority, job.timeout_s, job.type)
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,8 @@ class Job(Base):
         Index(None, "type", "id"),
         Index(None, "pool", "id"),
         Index(None, "state", "id"),
+        # Throughput history and job-type figures read recently finished jobs.
+        Index(None, "finished_at"),
         Index(None, "schedule_id", "scheduled_for", unique=True),
         Index(
             "ix_jobyard_jobs_schedule_active",
@@ -163,6 +165,20 @@ class Worker(Base):
     nodes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
 
     __table_args__ = (Index(None, "pool", "heartbeat_at"),)
+
+
+class PoolSample(Base):
+    """A pool's queue depth at one moment, sampled by the scheduler leader, so the dashboard
+    can draw the past hours on a fresh load."""
+
+    __tablename__ = "jobyard_pool_samples"
+
+    pool: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sampled_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    queued: Mapped[int] = mapped_column(Integer)
+    running: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index(None, "sampled_at"),)
 
 
 class Schedule(Base):
@@ -265,6 +281,7 @@ jobs_table = cast(Table, Job.__table__)
 attempts_table = cast(Table, JobAttempt.__table__)
 logs_table = cast(Table, JobLog.__table__)
 workers_table = cast(Table, Worker.__table__)
+pool_samples_table = cast(Table, PoolSample.__table__)
 schedules_table = cast(Table, Schedule.__table__)
 leases_table = cast(Table, Lease.__table__)
 api_keys_table = cast(Table, ApiKey.__table__)

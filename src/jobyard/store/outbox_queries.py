@@ -45,7 +45,7 @@ _MARK_DISPATCHED = text(
 def undispatched(conn: Connection, *, updated_before: datetime, limit: int) -> list[Dispatch]:
     """Queued jobs whose message never reached the broker (the outbox backlog)."""
     rows = conn.execute(
-        select(J.id, J.queue, J.priority, J.timeout_s)
+        select(J.id, J.queue, J.priority, J.timeout_s, J.type)
         .where(
             J.state == JobState.QUEUED.value,
             J.dispatched_at.is_(None),
@@ -54,7 +54,7 @@ def undispatched(conn: Connection, *, updated_before: datetime, limit: int) -> l
         .order_by(J.id)
         .limit(limit)
     )
-    return [Dispatch(row.id, row.queue, row.priority, row.timeout_s) for row in rows]
+    return [Dispatch(row.id, row.queue, row.priority, row.timeout_s, row.type) for row in rows]
 
 
 def queues_waiting_since(conn: Connection, *, dispatched_before: datetime) -> list[str]:
@@ -72,12 +72,12 @@ def dispatched_before(
 ) -> list[Dispatch]:
     """Queued jobs of a queue published before the given time, oldest first."""
     rows = conn.execute(
-        select(J.id, J.queue, J.priority, J.timeout_s)
+        select(J.id, J.queue, J.priority, J.timeout_s, J.type)
         .where(J.state == JobState.QUEUED.value, J.queue == queue, J.dispatched_at < before)
         .order_by(J.id)
         .limit(limit)
     )
-    return [Dispatch(row.id, row.queue, row.priority, row.timeout_s) for row in rows]
+    return [Dispatch(row.id, row.queue, row.priority, row.timeout_s, row.type) for row in rows]
 
 
 def mark_redispatched(conn: Connection, ids: Sequence[uuid.UUID], now: datetime) -> None:

@@ -54,7 +54,11 @@ def make_celery(settings: Settings, longest_timeout_s: float) -> Celery:
         task_send_sent_event=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
-        worker_enable_remote_control=False,
+        worker_enable_remote_control=settings.worker.remote_control,
+        # One installation's workers answer only its own `inspect` and Flower, even when
+        # several share a broker.
+        control_exchange=f"{settings.queue_prefix}.control",
+        event_exchange=f"{settings.queue_prefix}.celeryev",
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     return app

@@ -24,6 +24,7 @@ from typing import Any
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import base as virtual
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 ALIASES = {
     "jyredis": f"{__name__}:Transport",
@@ -52,9 +53,22 @@ class QoS(kombu_redis.QoS):
 
 
 class Channel(kombu_redis.Channel):
-    """kombu's Redis channel with the credit-releasing QoS."""
+    """kombu's Redis channel with the credit-releasing QoS.
+
+    A channel closed after its connection was already torn down (Celery closes the broken
+    connection, then its channels give their unacked messages back) would build a client from
+    the detached connection and die of an `AttributeError` that nobody catches: with remote
+    control on, that killed threads-pool workers at every Redis restart. It is a connection
+    error here, which channel close ignores; the messages stay in Redis's unacked hash.
+    """
 
     QoS = QoS
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        if self.connection.client is None:
+            raise RedisConnectionError("the broker connection was closed")
+        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)
+        return params
 
 
 class Transport(kombu_redis.Transport):

@@ -136,8 +136,10 @@ def worker_argv(settings: Settings, pool: str, loglevel: str, *, quiet: bool = F
         f"--loglevel={loglevel}",
         "--without-gossip",
         "--without-mingle",
-        "--without-heartbeat",
     ]
+    if not settings.worker.remote_control:
+        # Heartbeat events only tell Flower a worker is online; they go out once it asks.
+        argv.append("--without-heartbeat")
     if settings.log_format == "json" or quiet:
         argv.insert(0, "--quiet")  # celery's own option: no banner (JSON: every line is JSON)
     if config.max_tasks_per_child:
