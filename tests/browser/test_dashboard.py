@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 from jobyard import access
 from jobyard.domain.roles import Role
 from tests.browser.conftest import Dashboard, screenshot
+from tests.factories import wait_for
 
 
 def _submit_api(url: str, job_type: str, args: dict[str, object]) -> str:
@@ -203,3 +204,34 @@ def test_a_viewer_key_cannot_cancel(page: Page, dashboard: Dashboard, tmp_path: 
     assert forced.status == 403
     assert httpx.get(f"{url}/api/v1/jobs/{job_id}").json()["state"] == "running"
     httpx.post(f"{url}/api/v1/jobs/{job_id}/cancel")
+
+
+def test_charts_draw_stored_history_on_a_fresh_load(page: Page, dashboard: Dashboard) -> None:
+    url = dashboard.url
+    ids = [_submit_api(url, "t.echo", {"message": f"history {n}"}) for n in range(3)]
+    for job_id in ids:  # finished before the page opens: only stored history can show them
+        wait_for(
+            lambda job_id=job_id: (
+                httpx.get(f"{url}/api/v1/jobs/{job_id}").json()["state"] == "succeeded"
+            ),
+            timeout_s=30,
+            what="the jobs to finish",
+        )
+    for _ in range(2):  # the first load, then a reload: the history is still there
+        page.goto(f"{url}/")
+        total = page.locator("#throughput-total")
+        expect(total).to_have_text(re.compile(r"^\d+ finished in the last hour$"))
+        assert int(total.get_attribute("data-count") or 0) >= 3
+    page.select_option("#chart-window", "15m")
+    expect(page.locator("#throughput-bucket")).to_have_text("15 s")
+    expect(total).to_contain_text("finished in the last 15 minutes")
+    assert int(total.get_attribute("data-count") or 0) >= 3
+    page.reload()  # the chosen window is remembered
+    expect(page.locator("#chart-window")).to_have_value("15m")
+    # The depth chart's time axis spans the window: 15 minutes, not years.
+    labels = page.locator("#depth-chart .u-axis").first.inner_text()
+    assert not re.search(r"20[2-9]\d", labels), labels
+    before = int(total.get_attribute("data-count") or 0)
+    _submit_api(url, "t.echo", {"message": "live"})
+    expect(total).not_to_have_text(f"{before} finished in the last 15 minutes")  # live
+    screenshot(page, "overview-history")

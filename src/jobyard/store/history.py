@@ -81,5 +81,5 @@ def depth_per_bucket(
 def _bucket(conn: Connection, column: ColumnElement[datetime], bucket_s: int) -> ColumnElement[int]:
     """The bucket number of a timestamp column, computed by the database."""
     if conn.dialect.name == "sqlite":  # stored as naive UTC text
-        return cast(func.strftime("%s", column), Integer) / bucket_s
+        return cast(cast(func.strftime("%s", column), Integer) / bucket_s, Integer)
     return cast(func.floor(func.extract("epoch", column) / bucket_s), Integer)

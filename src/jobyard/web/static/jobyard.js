@@ -54,51 +54,87 @@
     return function () { if (busy) { dirty = true; } else { run(); } };
   }
 
+  /* The overview's charts: the chosen window (15 min to 24 h) drawn from stored history
+   * (/api/v1/history), then extended live: finished jobs from the event stream into the newest
+   * bucket, queue depth sampled from /api/v1/pools. */
   function overview() {
     const refreshStats = refresher("overview-stats", 1000);
-    const bucketS = 5, points = 60;
-    const now = () => Math.floor(Date.now() / 1000 / bucketS) * bucketS;
-    const times = [], done = [];
-    for (let i = points - 1; i >= 0; i--) { times.push(now() - i * bucketS); done.push(0); }
-    const width = (id) => document.getElementById(id).clientWidth || 480;
-    const throughput = new uPlot({ width: width("throughput-chart"), height: 200,
-      series: [{}, { label: "finished", stroke: "#3056d3", fill: "rgba(48,86,211,.12)" }] },
-      [times, done], document.getElementById("throughput-chart"));
+    const picker = document.getElementById("chart-window");
+    const total = document.getElementById("throughput-total");
+    const bucketLabel = document.getElementById("throughput-bucket");
     const depthEl = document.getElementById("depth-chart");
     const pools = JSON.parse(depthEl.dataset.pools || "[]");
     const palette = ["#3056d3", "#c98a00", "#1f8a4c", "#8e44ad", "#c0392b", "#16a085"];
-    const depthTimes = [], depthSeries = pools.map(() => []);
-    const depth = new uPlot({ width: width("depth-chart"), height: 200,
-      series: [{}, ...pools.map((p, i) => ({ label: p, stroke: palette[i % palette.length] }))] },
-      [depthTimes, ...depthSeries], depthEl);
+    const WINDOW_NAMES = { "15m": "15 minutes", "1h": "hour", "6h": "6 hours", "24h": "24 hours" };
+    let bucketS = 60, times = [], done = [], depthSeries = pools.map(() => []);
+    const bucketOf = (seconds) => Math.floor(seconds / bucketS) * bucketS;
+    /* A fixed x range: the whole window, even before there are points in it. */
+    const xScale = { time: true, range: () => [times[0] || bucketOf(Date.now() / 1000), times[times.length - 1] || bucketOf(Date.now() / 1000) + bucketS] };
+    const width = (id) => document.getElementById(id).clientWidth || 480;
+    const throughput = new uPlot({ width: width("throughput-chart"), height: 200, scales: { x: xScale },
+      series: [{}, { label: "finished", stroke: "#3056d3", fill: "rgba(48,86,211,.12)" }] },
+      [[], []], document.getElementById("throughput-chart"));
+    const depth = new uPlot({ width: width("depth-chart"), height: 200, scales: { x: xScale },
+      series: [{}, ...pools.map((p, i) => ({ label: p, stroke: palette[i % palette.length], spanGaps: true }))] },
+      [[], ...pools.map(() => [])], depthEl);
+    function draw() {
+      throughput.setData([times, done]);
+      depth.setData([times, ...depthSeries]);
+      const sum = done.reduce((a, b) => a + b, 0);
+      total.textContent = `${sum} finished in the last ${WINDOW_NAMES[picker.value] || picker.value}`;
+      total.dataset.count = String(sum);
+    }
+    /* Move the window when the clock enters a new bucket. */
     function roll() {
-      const t = now();
-      while (times[times.length - 1] < t) { times.push(times[times.length - 1] + bucketS); done.push(0); times.shift(); done.shift(); }
+      const now = bucketOf(Date.now() / 1000);
+      while (times.length && times[times.length - 1] < now) {
+        times.push(times[times.length - 1] + bucketS); done.push(0); depthSeries.forEach((s) => s.push(null));
+        times.shift(); done.shift(); depthSeries.forEach((s) => s.shift());
+      }
+    }
+    let loading = null;
+    function load() {
+      loading = (async () => {
+        const response = await fetch(`/api/v1/history?window=${encodeURIComponent(picker.value)}`);
+        if (!response.ok) return;
+        const history = await response.json();
+        bucketS = history.bucket_s;
+        times = history.times;
+        done = times.map((_, i) => history.succeeded[i] + history.failed[i] + history.cancelled[i]);
+        depthSeries = pools.map((p) => (history.queued[p] || times.map(() => null)).slice());
+        bucketLabel.textContent = bucketS >= 60 ? `${bucketS / 60} min` : `${bucketS} s`;
+        roll();
+        draw();
+      })().finally(() => { loading = null; });
+      return loading;
     }
     async function sampleDepth() {
       const response = await fetch("/api/v1/pools");
-      if (!response.ok) return;
+      if (!response.ok || loading) return;
       const byName = Object.fromEntries((await response.json()).map((p) => [p.name, p.queued]));
-      depthTimes.push(Date.now() / 1000);
-      pools.forEach((p, i) => depthSeries[i].push(byName[p] || 0));
-      if (depthTimes.length > 120) { depthTimes.shift(); depthSeries.forEach((s) => s.shift()); }
-      depth.setData([depthTimes, ...depthSeries]);
+      roll();
+      pools.forEach((p, i) => { if (depthSeries[i].length) depthSeries[i][depthSeries[i].length - 1] = byName[p] || 0; });
+      draw();
     }
     let sampling = null;
     const sampleSoon = () => { if (!sampling) sampling = setTimeout(() => { sampling = null; sampleDepth(); }, 1000); };
-    setInterval(() => { roll(); throughput.setData([times, done]); }, 1000);
+    picker.value = localStorage.getItem("jobyard.chartWindow") || picker.value;
+    picker.addEventListener("change", () => { localStorage.setItem("jobyard.chartWindow", picker.value); load(); });
+    setInterval(() => { roll(); draw(); }, 1000);
     setInterval(sampleDepth, 5000);
-    sampleDepth();
-    connect("", (message) => {
-      if (message.kind === "snapshot") refreshStats();  /* (re)connected: catch up */
-      if (message.kind !== "events") return;
-      roll();
-      for (const event of message.events) {
-        if (event.kind === "state" && TERMINAL.has(event.state)) done[done.length - 1] += 1;
-      }
-      throughput.setData([times, done]);
-      refreshStats();
-      sampleDepth && sampleSoon();
+    load().then(() => {
+      sampleDepth();
+      connect("", (message) => {
+        if (message.kind === "snapshot") { refreshStats(); load(); }  /* (re)connected: catch up */
+        if (message.kind !== "events") return;
+        roll();
+        for (const event of message.events) {
+          if (event.kind === "state" && TERMINAL.has(event.state) && done.length) done[done.length - 1] += 1;
+        }
+        draw();
+        refreshStats();
+        sampleSoon();
+      });
     });
   }
 
