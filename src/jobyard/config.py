@@ -31,6 +31,7 @@ from jobyard.config_sections import CommandJobType as CommandJobType
 from jobyard.config_sections import LauncherSettings as LauncherSettings
 from jobyard.config_sections import PoolConfig as PoolConfig
 from jobyard.config_sections import SchedulerSettings as SchedulerSettings
+from jobyard.config_sections import StorageSettings as StorageSettings
 from jobyard.config_sections import WebSettings as WebSettings
 from jobyard.config_sections import WorkerSettings as WorkerSettings
 from jobyard.domain.routing import queue_name
@@ -82,6 +83,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
     scheduler: SchedulerSettings = Field(default_factory=lambda: SchedulerSettings())
     launcher: LauncherSettings = Field(default_factory=lambda: LauncherSettings())
+    storage: StorageSettings = Field(default_factory=lambda: StorageSettings())
     pools: dict[str, PoolConfig] = Field(default_factory=dict, description="Worker pools.")
     schedules: list[ScheduleSpec] = Field(
         default_factory=list, description="Config-managed schedules (`[[schedules]]`)."
@@ -149,6 +151,18 @@ class Settings(BaseSettings):
     def resolved_data_dir(self) -> Path:
         """`data_dir` as an absolute path."""
         return self.data_dir.expanduser().resolve()
+
+    @property
+    def storage_url(self) -> str:
+        """Where artifacts go: the configured URL, a relative `file://` path resolved against
+        jobyard.toml's folder, or `<data_dir>/artifacts`."""
+        url = self.storage.url
+        if url is None:
+            return f"file://{self.resolved_data_dir / 'artifacts'}"
+        scheme, _, path = url.partition("://")
+        if scheme == "file":
+            return f"file://{self.resolve_path(path)}"
+        return url
 
     @property
     def database(self) -> str:

@@ -253,6 +253,67 @@ class SchedulerSettings(_Section):
     )
 
 
+#: Storage options that would carry a credential: those come from the environment (or a
+#: Kubernetes Secret mounted as environment), never from jobyard.toml.
+SECRET_STORAGE_OPTIONS = frozenset(
+    {
+        "key", "secret", "token", "password", "session_token", "access_key", "secret_key",
+        "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "account_key",
+        "sas_token", "connection_string", "client_secret", "credentials",
+    }
+)  # fmt: skip
+
+
+class StorageSettings(_Section):
+    """Where jobs' artifacts are written: any fsspec URL."""
+
+    url: str | None = Field(
+        None,
+        description="`file://path` (relative to jobyard.toml), `s3://bucket/prefix` (extra "
+        "`s3`), `gs://…` (`gcs`), `az://…` (`azure`); unset: `<data_dir>/artifacts`.",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options for the filesystem that are not credentials, such as "
+        "`endpoint_url` or `client_kwargs` for an S3-compatible server. Credentials come from "
+        "the environment (AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, …).",
+    )
+    retention_days: float | None = Field(
+        30.0,
+        gt=0,
+        description="Artifacts older than this are deleted with their records; unset: kept.",
+    )
+    cleanup_interval_s: float = Field(
+        3600.0, gt=0, description="How often the scheduler leader deletes expired artifacts."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials_in_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        scheme, sep, rest = url.partition("://")
+        if not sep or not scheme:
+            raise ValueError(f"'{url}' is not a URL; write file://path or s3://bucket/prefix")
+        if "@" in rest.split("/", 1)[0]:
+            raise ValueError(
+                "the storage URL carries credentials; give them through the environment "
+                "(AWS_ACCESS_KEY_ID, …) or a Kubernetes Secret instead"
+            )
+        return url
+
+    @field_validator("options")
+    @classmethod
+    def _no_credentials_in_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        secret = sorted(k for k in options if k.lower() in SECRET_STORAGE_OPTIONS)
+        if secret:
+            raise ValueError(
+                f"storage option(s) {', '.join(secret)} are credentials; give them through the "
+                "environment or a Kubernetes Secret instead of jobyard.toml"
+            )
+        return options
+
+
 class LauncherSettings(_Section):
     """Where the launchers of pod-per-job pools start job processes."""
 

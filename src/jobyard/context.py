@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from jobyard.storage.job_artifacts import JobArtifacts
 
 
 class Retry(Exception):
@@ -36,12 +39,23 @@ class JobContext:
         job_id: the job's id.
         attempt: the attempt number, starting at 1.
         log: a logger whose records are stored with the job and shown by `jobyard jobs logs`.
+        artifacts: writes outputs to artifact storage, recorded with the job
+            (`ctx.artifacts.put_file(path)`, `put_bytes(name, data)`, `with open(name) as f`),
+            and reads inputs by URL (`open_input(url)`).
     """
 
-    def __init__(self, job_id: str, attempt: int, log: logging.Logger, hooks: JobHooks) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        attempt: int,
+        log: logging.Logger,
+        hooks: JobHooks,
+        artifacts: JobArtifacts,
+    ) -> None:
         self.job_id = job_id
         self.attempt = attempt
         self.log = log
+        self.artifacts = artifacts
         self._hooks = hooks
 
     def progress(self, fraction: float, message: str | None = None) -> None:

@@ -107,6 +107,12 @@ class ScheduleNotFound(NotFound):
     code = "schedule_not_found"
 
 
+class ArtifactNotFound(NotFound):
+    """The job has no artifact of that name, or its file is gone from storage."""
+
+    code = "artifact_not_found"
+
+
 class Conflict(JobyardError):
     """The request conflicts with the current state."""
 

@@ -20,6 +20,7 @@ from jobyard.errors import ConfigError
 from jobyard.events.bus import EventPublisher
 from jobyard.events.factory import make_publisher
 from jobyard.loader import load_yard_for
+from jobyard.storage.location import Storage
 from jobyard.store import migrate
 from jobyard.store.db import Database
 
@@ -33,6 +34,7 @@ class Runtime:
     db: Database
     publisher: Publisher
     events: EventPublisher
+    storage: Storage
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
@@ -57,6 +59,7 @@ class Runtime:
         else:
             yard.declare_config_commands(settings)
         check_configuration(settings, yard)
+        storage = Storage.of(settings)
         db = Database(settings.database)
         if check_schema:
             try:
@@ -66,7 +69,14 @@ class Runtime:
                 raise
         publisher = CeleryPublisher(settings, longest_timeout_s(yard))
         events = make_publisher(settings.events, settings.queue_prefix)
-        return cls(settings=settings, yard=yard, db=db, publisher=publisher, events=events)
+        return cls(
+            settings=settings,
+            yard=yard,
+            db=db,
+            publisher=publisher,
+            events=events,
+            storage=storage,
+        )
 
     def close(self) -> None:
         """Send pending events, then release connections."""

@@ -123,3 +123,16 @@ def bulk(
 @yard.job("t.noop", pool="general")
 def noop() -> None:
     return None
+
+
+@yard.job("t.artifact", pool="general")
+def artifact(ctx: JobContext, text: str, fail_midway: bool = False) -> dict[str, str]:
+    """Writes a small artifact, then a 3 MiB one as a stream (abandoned when `fail_midway`)."""
+    url = ctx.artifacts.put_bytes("notes/hello.txt", text.encode())
+    with ctx.artifacts.open("big.bin") as out:
+        for index in range(3):
+            out.write(bytes([index]) * 1024 * 1024)
+            if fail_midway:
+                raise RuntimeError("stopped halfway through big.bin")
+    with ctx.artifacts.open_input(url) as back:
+        return {"url": url, "read_back": back.read().decode()}

@@ -15,7 +15,16 @@ from jobyard.api import docs, problems
 from jobyard.api.body_guard import BodyGuard
 from jobyard.api.deps import storable_params
 from jobyard.api.metrics import make_registry
-from jobyard.api.routes import audit, events, health, history, jobs, pools, schedules
+from jobyard.api.routes import (
+    artifacts,
+    audit,
+    events,
+    health,
+    history,
+    jobs,
+    pools,
+    schedules,
+)
 from jobyard.api.security_headers import SecurityHeaders
 from jobyard.app import Yard
 from jobyard.config import Settings
@@ -72,6 +81,7 @@ def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None
     app.add_middleware(SecurityHeaders)
     problems.install(app)
     app.include_router(jobs.router)
+    app.include_router(artifacts.router)
     app.include_router(audit.router)
     app.include_router(pools.router)
     app.include_router(history.router)

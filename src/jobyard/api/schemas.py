@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -12,6 +13,7 @@ from jobyard.domain.limits import MAX_PRIORITY, MIN_PRIORITY
 from jobyard.domain.schedules import Catchup, ManagedBy, Overlap
 from jobyard.domain.states import JobState
 from jobyard.domain.storable import storable_args, storable_text
+from jobyard.store.artifacts import ArtifactRecord
 from jobyard.store.records import AttemptRecord, JobRecord, LogRecord, WorkerRecord
 from jobyard.store.schedules import ScheduleRecord
 
@@ -56,6 +58,33 @@ class AttemptPublic(BaseModel):
         return cls(**{name: getattr(record, name) for name in AttemptRecord.__slots__})
 
 
+class ArtifactPublic(BaseModel):
+    """A file the job wrote to artifact storage."""
+
+    name: str
+    url: str = Field(description="Where it is stored (s3://…, file://…).")
+    size: int
+    sha256: str
+    content_type: str
+    attempt: int
+    created_at: datetime
+    download: str = Field(description="Path of the web app's download, with the caller's role.")
+
+    @classmethod
+    def of(cls, record: ArtifactRecord) -> ArtifactPublic:
+        download = f"/api/v1/jobs/{record.job_id}/artifacts/{quote(record.name)}"
+        return cls(
+            name=record.name,
+            url=record.url,
+            size=record.size,
+            sha256=record.sha256,
+            content_type=record.content_type,
+            attempt=record.attempt,
+            created_at=record.created_at,
+            download=download,
+        )
+
+
 class JobPublic(BaseModel):
     """A job as the API shows it."""
 
@@ -85,12 +114,21 @@ class JobPublic(BaseModel):
     schedule_id: uuid.UUID | None = Field(None, description="The schedule that fired it.")
     scheduled_for: datetime | None = Field(None, description="Its planned fire time.")
     attempts: list[AttemptPublic] | None = None
+    artifacts: list[ArtifactPublic] | None = Field(
+        None, description="Files the job wrote (on the single-job answer)."
+    )
 
     @classmethod
-    def of(cls, record: JobRecord, attempts: list[AttemptRecord] | None = None) -> JobPublic:
-        fields = {name: getattr(record, name) for name in cls.model_fields if name != "attempts"}
+    def of(
+        cls,
+        record: JobRecord,
+        attempts: list[AttemptRecord] | None = None,
+        artifacts: list[ArtifactRecord] | None = None,
+    ) -> JobPublic:
+        fields = {name: getattr(record, name) for name in _RECORD_FIELDS}
         listed = [AttemptPublic.of(a) for a in attempts] if attempts is not None else None
-        return cls(**fields, attempts=listed)
+        files = [ArtifactPublic.of(a) for a in artifacts] if artifacts is not None else None
+        return cls(**fields, attempts=listed, artifacts=files)
 
     @classmethod
     def trusted(cls, record: JobRecord) -> JobPublic:
@@ -106,7 +144,9 @@ class JobsPage(BaseModel):
     next_cursor: uuid.UUID | None
 
 
-_RECORD_FIELDS = tuple(name for name in JobPublic.model_fields if name != "attempts")
+_RECORD_FIELDS = tuple(
+    name for name in JobPublic.model_fields if name not in ("attempts", "artifacts")
+)
 
 
 class BatchCreated(BaseModel):

@@ -31,6 +31,7 @@ from jobyard.execution.leases import LeaseKeeper
 from jobyard.execution.overtaken import discard_overtaken, retry_lost_attempt
 from jobyard.execution.owners import is_dead_local_owner
 from jobyard.runtime import Runtime
+from jobyard.storage.job_artifacts import JobArtifacts
 from jobyard.store import jobs, logs
 from jobyard.store.records import JobRecord
 
@@ -231,7 +232,14 @@ def run_attempt(state: ProcessState, job: JobRecord, successes: SuccessSink | No
     state.leases.hold(job.id, job.attempt)
     try:
         definition = state.runtime.yard.definition(job.type)
-        ctx = JobContext(str(job.id), job.attempt, job_logger(handler), hooks)
+        outputs = JobArtifacts(
+            lambda: state.runtime.storage,
+            str(job.id),
+            job.attempt,
+            hooks.record_artifact,
+            state.runtime.clock,
+        )
+        ctx = JobContext(str(job.id), job.attempt, job_logger(handler), hooks, outputs)
         result = definition.call(ctx, job.args)
     except UnknownJobType as exc:
         return _fail(state, job, None, handler, _failure(exc, permanent=True))

@@ -12,7 +12,8 @@ from jobyard.events.types import log_event, progress_event
 from jobyard.execution.joblog import BufferingJobHandler
 from jobyard.execution.leases import LeaseKeeper
 from jobyard.runtime import Runtime
-from jobyard.store import jobs, logs
+from jobyard.store import artifacts, jobs, logs
+from jobyard.store.artifacts import ArtifactRecord
 from jobyard.store.records import JobRecord
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,15 @@ class AttemptHooks:
         events = [log_event(self._job, row) for row in rows]
         events.append(progress_event(self._job, fraction, message, now))
         self._runtime.events.publish(events)
+
+    def record_artifact(self, artifact: ArtifactRecord) -> None:
+        """Record a complete artifact, waiting out a database outage: the file exists."""
+
+        def store() -> None:
+            with self._runtime.db.write() as conn:
+                artifacts.record(conn, artifact)
+
+        self._runtime.db.retry(store, what=f"recording artifact {artifact.name} of {self._job.id}")
 
     def is_cancelled(self) -> bool:
         """True once the job left `running` for this attempt (cancel, takeover)."""

@@ -17,6 +17,7 @@ from jobyard.errors import ServiceUnavailable
 from jobyard.execution import liveness
 from jobyard.runtime import Runtime
 from jobyard.scheduler import reaper
+from jobyard.scheduler.artifact_retention import ArtifactSweeper
 from jobyard.scheduler.firing import fire_due
 from jobyard.scheduler.history import HistorySampler
 from jobyard.scheduler.leader import Leadership
@@ -67,6 +68,7 @@ class Scheduler:
         self.leader = Leadership(runtime.db, runtime.settings.scheduler.lease_s, holder=holder)
         self.ticks = 0
         self.history = HistorySampler(runtime)
+        self.artifacts = ArtifactSweeper(runtime)
         self._synced_token: int | None = None
 
     def step(self) -> TickReport | None:
@@ -88,7 +90,9 @@ class Scheduler:
         report = tick(self.runtime, self.leader, sweep=self.ticks % SWEEP_EVERY_TICKS == 0)
         self.ticks += 1
         if report is not None:
-            self.history.maybe_sample(self.runtime.clock())
+            now = self.runtime.clock()
+            self.history.maybe_sample(now)
+            self.artifacts.maybe_sweep(now)
         return report
 
     def run(self, stop: threading.Event) -> None:

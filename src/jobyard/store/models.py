@@ -167,6 +167,26 @@ class Worker(Base):
     __table_args__ = (Index(None, "pool", "heartbeat_at"),)
 
 
+class JobArtifact(Base):
+    """A file a job wrote to artifact storage, with what a reader needs to trust it."""
+
+    __tablename__ = "jobyard_artifacts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("jobyard_jobs.id", ondelete="CASCADE")
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(500))
+    url: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("job_id", "name"), Index(None, "created_at"))
+
+
 class PoolSample(Base):
     """A pool's queue depth at one moment, sampled by the scheduler leader, so the dashboard
     can draw the past hours on a fresh load."""
@@ -282,6 +302,7 @@ attempts_table = cast(Table, JobAttempt.__table__)
 logs_table = cast(Table, JobLog.__table__)
 workers_table = cast(Table, Worker.__table__)
 pool_samples_table = cast(Table, PoolSample.__table__)
+artifacts_table = cast(Table, JobArtifact.__table__)
 schedules_table = cast(Table, Schedule.__table__)
 leases_table = cast(Table, Lease.__table__)
 api_keys_table = cast(Table, ApiKey.__table__)

@@ -25,7 +25,7 @@ from jobyard.dispatch import submit
 from jobyard.domain.limits import MAX_PAGE_SIZE
 from jobyard.domain.states import JobState
 from jobyard.domain.storable import MAX_INT
-from jobyard.store import jobs, logs
+from jobyard.store import artifacts, jobs, logs
 
 JSON_TYPE = "application/json"
 
@@ -124,7 +124,8 @@ def get_job(job_id: uuid.UUID, runtime: RuntimeDep, _caller: Viewer) -> JobPubli
     record = jobs.get(runtime.db, job_id)
     with runtime.db.read() as conn:
         attempts = jobs.attempts(conn, job_id)
-    return JobPublic.of(record, attempts)
+        files = artifacts.for_job(conn, job_id)
+    return JobPublic.of(record, attempts, files)
 
 
 @router.get("/{job_id}/logs", responses=ERRORS)

@@ -31,7 +31,9 @@ from jobyard.execution.pods.runner import JobHandle, Runner, RunnerUnavailable
 from jobyard.execution.pods.spec import LaunchSpec
 from jobyard.runtime import Runtime
 from jobyard.scheduler.leader import Leadership
-from jobyard.store import jobs, launches, logs, workers
+from jobyard.storage.location import StorageError
+from jobyard.store import artifacts, jobs, launches, logs, workers
+from jobyard.store.artifacts import ArtifactRecord
 from jobyard.store.db import describe, is_transient
 from jobyard.store.records import JobRecord
 
@@ -282,6 +284,8 @@ class Launcher:
             parsed = stream.parse(line, tracked.nonce)
             if isinstance(parsed, stream.Outcome):
                 tracked.outcome = parsed
+            elif isinstance(parsed, stream.ArtifactLine):
+                rows.extend(self._record_artifact(tracked, parsed))
             elif isinstance(parsed, stream.ProgressLine):
                 progress = parsed
             elif tracked.skip_logs > 0:
@@ -299,6 +303,28 @@ class Launcher:
         executor.write_logs(self.state, job, rows)
         if progress is not None:
             self._store_progress(tracked, progress)
+
+    def _record_artifact(
+        self, tracked: Tracked, line: stream.ArtifactLine
+    ) -> list[dict[str, object]]:
+        """Record an artifact the job reported, at the job's own URL and only if it exists
+        there; a log row saying why when it cannot be."""
+        job, now = tracked.job, self.runtime.clock()
+        storage = self.runtime.storage
+        try:
+            url = storage.job_url(job.id, line.name)
+            if not storage.fs.exists(storage.path_of(url)):
+                raise StorageError(f"{url} does not exist")
+        except StorageError as exc:
+            message = f"artifact {line.name!r} not recorded: {exc}"
+            row = {"job_id": job.id, "attempt": job.attempt, "created_at": now}
+            return [{**row, "level": "ERROR", "message": message}]
+        record = ArtifactRecord(
+            job.id, job.attempt, line.name, url, line.size, line.sha256, line.content_type, now
+        )
+        with self.runtime.db.write() as conn:
+            artifacts.record(conn, record)
+        return []
 
     def _store_progress(self, tracked: Tracked, progress: stream.ProgressLine) -> None:
         job, now = tracked.job, self.runtime.clock()
@@ -373,7 +399,14 @@ class Launcher:
         self.state.leases.hold(job.id, job.attempt)
         self.runtime.events.publish([state_event(job)])
         spec = LaunchSpec(
-            str(job.id), job.attempt, job.type, job.args, job.timeout_s, stream.new_nonce()
+            str(job.id),
+            job.attempt,
+            job.type,
+            job.args,
+            job.timeout_s,
+            stream.new_nonce(),
+            storage_url=self.runtime.storage.url,
+            storage_options=dict(self.runtime.settings.storage.options),
         )
         try:
             handle = self.runner.start(spec)

@@ -21,12 +21,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from jobyard.app import JobDefinition, Yard
+from jobyard.clock import utcnow
 from jobyard.context import JobContext, Retry
 from jobyard.domain.limits import MAX_RESULT_BYTES
 from jobyard.domain.results import storable_result
 from jobyard.errors import JobyardError, ResultNotSerializable, ResultTooLarge, UnknownJobType
 from jobyard.execution.pods import stream
 from jobyard.execution.pods.spec import SPEC_FILE_ENV, SPEC_JSON_ENV, LaunchSpec
+from jobyard.storage.job_artifacts import JobArtifacts
+from jobyard.storage.location import Storage
+from jobyard.store.artifacts import ArtifactRecord
 
 ARGS_ENV = "JOBYARD_ARGS"
 RESULT_ENV = "JOBYARD_RESULT"
@@ -57,6 +61,11 @@ class Reporter:
 
     def outcome(self, outcome: stream.Outcome) -> None:
         self.line(stream.outcome_prefix(self._nonce) + outcome.to_json())
+
+    def artifact(self, record: ArtifactRecord) -> None:
+        """Tell the launcher about a completed artifact; it records it."""
+        line = stream.ArtifactLine(record.name, record.size, record.sha256, record.content_type)
+        self.line(stream.artifact_prefix(self._nonce) + line.to_json())
 
 
 class _StreamHooks:
@@ -117,7 +126,14 @@ def _run_function(
 ) -> stream.Outcome:
     logger = logging.Logger(f"jobyard.jobs.{spec.job_id}", logging.DEBUG)
     logger.addHandler(_StreamLogHandler(reporter))
-    ctx = JobContext(spec.job_id, spec.attempt, logger, _StreamHooks(reporter))
+    outputs = JobArtifacts(
+        lambda: Storage(spec.storage_url, spec.storage_options),
+        spec.job_id,
+        spec.attempt,
+        reporter.artifact,
+        utcnow,
+    )
+    ctx = JobContext(spec.job_id, spec.attempt, logger, _StreamHooks(reporter), outputs)
     try:
         result = definition.call(ctx, spec.args)
     except Retry as exc:

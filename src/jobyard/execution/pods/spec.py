@@ -28,6 +28,9 @@ class LaunchSpec:
     timeout_s: float
     #: The secret that marks `run-job`'s outcome line (see `stream`).
     nonce: str
+    #: Artifact storage (`ctx.artifacts`); its credentials come from the environment.
+    storage_url: str
+    storage_options: dict[str, Any]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -42,6 +45,8 @@ class LaunchSpec:
             args=dict(data["args"]),
             timeout_s=float(data["timeout_s"]),
             nonce=str(data["nonce"]),
+            storage_url=str(data["storage_url"]),
+            storage_options=dict(data["storage_options"]),
         )
 
     def write(self, path: Path) -> None:

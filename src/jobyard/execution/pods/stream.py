@@ -3,7 +3,9 @@
 - a plain line is a log line;
 - `::progress 0.4 fitting model` sets the progress (a fraction in [0, 1], then a message);
 - `::log {"level": "WARNING", "message": "..."}` is a log line with a level (Python jobs);
-- `::jobyard-<nonce> {"status": ...}` is the attempt's outcome, written once by `run-job`.
+- `::jobyard-<nonce> {"status": ...}` is the attempt's outcome, written once by `run-job`;
+- `::artifact-<nonce> {"name": ...}` is an artifact `ctx.artifacts` completed (the launcher
+  records it under the job's own storage URL, never a URL the line names).
 
 The nonce is known to `run-job` and the launcher only (a command job's program does not get
 it), so nothing a job prints can pass for its outcome. Output is the channel because it is the
@@ -32,6 +34,35 @@ def new_nonce() -> str:
 
 def outcome_prefix(nonce: str) -> str:
     return f"::jobyard-{nonce} "
+
+
+def artifact_prefix(nonce: str) -> str:
+    return f"::artifact-{nonce} "
+
+
+@dataclass(frozen=True)
+class ArtifactLine:
+    """An artifact the job completed: its name under the job's storage folder and contents."""
+
+    name: str
+    size: int
+    sha256: str
+    content_type: str
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> ArtifactLine:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not an artifact")
+        return cls(
+            name=str(data["name"]),
+            size=int(data["size"]),
+            sha256=str(data["sha256"]),
+            content_type=str(data["content_type"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -82,7 +113,7 @@ class Outcome:
         )
 
 
-Parsed = LogLine | ProgressLine | Outcome
+Parsed = LogLine | ProgressLine | Outcome | ArtifactLine
 
 
 def parse(line: str, nonce: str | None) -> Parsed:
@@ -93,6 +124,11 @@ def parse(line: str, nonce: str | None) -> Parsed:
             return Outcome.from_json(line[len(prefix) :])
         except ValueError:
             return LogLine("ERROR", "unreadable outcome line from run-job")
+    if nonce and line.startswith(artifact_prefix(nonce)):
+        try:
+            return ArtifactLine.from_json(line[len(artifact_prefix(nonce)) :])
+        except (ValueError, KeyError, TypeError):
+            return LogLine("ERROR", "unreadable artifact line from run-job")
     if line.startswith(PROGRESS + " ") or line == PROGRESS:
         progress = _progress(line[len(PROGRESS) :].strip())
         if progress is not None:
