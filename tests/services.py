@@ -250,7 +250,8 @@ def delete_redis_queues(url: str, prefix: str) -> None:
     keys = list(client.scan_iter(f"*{prefix}.*"))
     if keys:
         client.delete(*keys)
-    deadlines = [m for m in client.zrange("_kombu.binding_deadlines", 0, -1) if prefix in _text(m)]
+    listed = client.zrange("_kombu.binding_deadlines", 0, -1)
+    deadlines = [_text(m) for m in listed if prefix in _text(m)]  # type: ignore[arg-type]
     if deadlines:
         client.zrem("_kombu.binding_deadlines", *deadlines)
     for binding in client.scan_iter("_kombu.binding.*"):

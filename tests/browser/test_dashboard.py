@@ -209,14 +209,13 @@ def test_a_viewer_key_cannot_cancel(page: Page, dashboard: Dashboard, tmp_path: 
 def test_charts_draw_stored_history_on_a_fresh_load(page: Page, dashboard: Dashboard) -> None:
     url = dashboard.url
     ids = [_submit_api(url, "t.echo", {"message": f"history {n}"}) for n in range(3)]
-    for job_id in ids:  # finished before the page opens: only stored history can show them
-        wait_for(
-            lambda job_id=job_id: (
-                httpx.get(f"{url}/api/v1/jobs/{job_id}").json()["state"] == "succeeded"
-            ),
-            timeout_s=30,
-            what="the jobs to finish",
-        )
+
+    def all_succeeded() -> bool:
+        states = [httpx.get(f"{url}/api/v1/jobs/{job_id}").json()["state"] for job_id in ids]
+        return all(state == "succeeded" for state in states)
+
+    # Finished before the page opens: only stored history can show them.
+    wait_for(all_succeeded, timeout_s=30, what="the jobs to finish")
     for _ in range(2):  # the first load, then a reload: the history is still there
         page.goto(f"{url}/")
         total = page.locator("#throughput-total")

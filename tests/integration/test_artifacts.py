@@ -50,6 +50,9 @@ def check_listed_and_downloadable(client: TestClient, job_id: uuid.UUID, prefix:
         assert answer.headers["x-checksum-sha256"] == big["sha256"]
         assert "attachment" in answer.headers["content-disposition"]
         assert b"".join(answer.iter_bytes()) == BIG
+    page = client.get(f"/jobs/{job_id}").text  # the job page links each download
+    assert f'href="/api/v1/jobs/{job_id}/artifacts/notes/hello.txt"' in page
+    assert "3.0 MiB" in page
     missing = client.get(f"/api/v1/jobs/{job_id}/artifacts/nope.txt")
     assert missing.status_code == 404 and missing.json()["code"] == "artifact_not_found"
 

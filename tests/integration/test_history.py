@@ -37,11 +37,11 @@ def test_history_counts_finished_jobs_and_samples_per_bucket(client: TestClient)
         (ids[3], "succeeded", now - timedelta(hours=2)),  # outside the hour
     ]
     with runtime.db.write() as conn:
-        for job_id, state, at in finishes:
+        for job_id, state, moment in finishes:
             conn.execute(
                 update(jobs_table)
                 .where(jobs_table.c.id == uuid.UUID(job_id))
-                .values(state=state, started_at=at - timedelta(seconds=1), finished_at=at)
+                .values(state=state, started_at=moment - timedelta(seconds=1), finished_at=moment)
             )
         history.record_samples(conn, now - timedelta(minutes=5), {"general": history.Depth(7, 1)})
         history.record_samples(
@@ -55,7 +55,8 @@ def test_history_counts_finished_jobs_and_samples_per_bucket(client: TestClient)
     assert body["times"][-1] == math.floor(now.timestamp() / 60) * 60
 
     def at(moment: timedelta) -> int:
-        return body["times"].index(math.floor((now - moment).timestamp() / 60) * 60)
+        times: list[int] = body["times"]
+        return times.index(math.floor((now - moment).timestamp() / 60) * 60)
 
     assert body["succeeded"][at(timedelta(minutes=10))] == 2
     assert body["failed"][at(timedelta(minutes=2))] == 1

@@ -14,7 +14,7 @@ import pytest
 from jobyard.actions import cancel
 from jobyard.config import Settings
 from jobyard.domain.states import JobState
-from jobyard.store import jobs
+from jobyard.store import artifacts, jobs
 from jobyard.store.records import JobRecord
 from tests import services
 from tests.factories import (
@@ -213,3 +213,17 @@ def test_a_killed_launcher_leaves_every_job_to_end_exactly_once(pods: Stack) -> 
             "did step 2",
             "did step 3",
         ]
+
+
+def test_a_job_process_writes_artifacts_its_launcher_records(pods: Stack) -> None:
+    job_id = submit_job(pods, "p.artifact")
+    done = finished(pods, job_id)
+    assert done.state is JobState.SUCCEEDED, pods.logs()
+    with pods.runtime.db.read() as conn:
+        (record,) = artifacts.for_job(conn, job_id)
+    assert record.name == "report.json" and record.size == len(b'{"ok": true}')
+    assert record.url == pods.runtime.storage.job_url(job_id, "report.json") == done.result
+    with pods.runtime.storage.open_input(record.url) as stored:
+        assert stored.read() == b'{"ok": true}'
+    # A line without the attempt's nonce is only a log line, never a record.
+    assert any("::artifact-0000" in line for line in log_lines(pods, job_id))

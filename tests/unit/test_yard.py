@@ -9,8 +9,11 @@ import pytest
 from pydantic import BaseModel
 
 from jobyard import JobContext, Yard
+from jobyard.clock import utcnow
 from jobyard.config import load_settings
 from jobyard.errors import ConfigError, InvalidArgs, UnknownJobType
+from jobyard.storage.job_artifacts import JobArtifacts
+from jobyard.storage.location import Storage
 
 
 class _Hooks:
@@ -22,7 +25,8 @@ class _Hooks:
 
 
 def _ctx() -> JobContext:
-    return JobContext("id", 1, logging.getLogger("test"), _Hooks())
+    unused = JobArtifacts(lambda: Storage("memory://unused", {}), "id", 1, print, utcnow)
+    return JobContext("id", 1, logging.getLogger("test"), _Hooks(), unused)
 
 
 def test_schema_from_signature_and_call() -> None:

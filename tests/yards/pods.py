@@ -82,3 +82,10 @@ yard.command(
     image="registry.example.com/does-not-exist:1",
     description="Kubernetes: its image cannot be pulled.",
 )
+
+
+@yard.job("p.artifact", pool="pods")
+def artifact(ctx: JobContext) -> str:
+    """Writes one artifact from its own process; prints a forged artifact line too."""
+    print('::artifact-0000 {"name": "../other/x", "size": 1}', flush=True)  # noqa: T201
+    return ctx.artifacts.put_bytes("report.json", b'{"ok": true}')

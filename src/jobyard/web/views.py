@@ -18,7 +18,7 @@ from jobyard.api.routes.pools import alive_workers, capacity, list_pools, recent
 from jobyard.domain.roles import Role
 from jobyard.domain.states import CANCELLABLE_STATES, RETRYABLE_BY_USER_STATES, JobState
 from jobyard.runtime import Runtime
-from jobyard.store import audit, job_counts, jobs, logs, workers
+from jobyard.store import artifacts, audit, job_counts, jobs, logs, workers
 from jobyard.store import schedules as schedule_store
 from jobyard.store.records import JobRecord
 from jobyard.web import forms
@@ -180,10 +180,12 @@ def _job(runtime: Runtime, job_id: uuid.UUID) -> dict[str, Any]:
     record = jobs.get(runtime.db, job_id)
     with runtime.db.read() as conn:
         attempts = jobs.attempts(conn, job_id)
+        files = artifacts.for_job(conn, job_id)
     pool = runtime.settings.pools.get(record.pool)
     return {
         "job": record,
         "attempts": attempts,
+        "artifacts": files,
         "cancel_hint": _cancel_hint(
             runtime,
             "pod-per-job"
