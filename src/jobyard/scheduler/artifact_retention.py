@@ -12,6 +12,7 @@ import logging
 from datetime import datetime, timedelta
 
 from jobyard.runtime import Runtime
+from jobyard.scheduler.cadence import Cadence
 from jobyard.store import artifacts
 
 log = logging.getLogger(__name__)
@@ -23,19 +24,15 @@ class ArtifactSweeper:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._last: datetime | None = None
+        self._cadence = Cadence()
 
     def maybe_sweep(self, now: datetime) -> int:
         """Delete expired artifacts if a sweep is due; how many went."""
         config = self.runtime.settings.storage
         if config.retention_days is None:
             return 0
-        if (
-            self._last is not None
-            and (now - self._last).total_seconds() < config.cleanup_interval_s
-        ):
+        if not self._cadence.due(now, config.cleanup_interval_s):
             return 0
-        self._last = now
         cutoff = now - timedelta(days=config.retention_days)
         deleted = 0
         while True:

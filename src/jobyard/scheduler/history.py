@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from jobyard.runtime import Runtime
+from jobyard.scheduler.cadence import Cadence
 from jobyard.store import history, job_counts
 
 
@@ -13,12 +14,12 @@ class HistorySampler:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._last: datetime | None = None
+        self._cadence = Cadence()
 
     def maybe_sample(self, now: datetime) -> bool:
         """Record a sample if one is due; whether one was recorded."""
         config = self.runtime.settings.scheduler
-        if self._last is not None and (now - self._last).total_seconds() < config.history_sample_s:
+        if not self._cadence.due(now, config.history_sample_s):
             return False
         with self.runtime.db.write() as conn:
             stats = job_counts.pool_stats(conn)
@@ -27,5 +28,4 @@ class HistorySampler:
                 depths[pool] = history.Depth(counted.queued, counted.running)
             history.record_samples(conn, now, depths)
             history.prune_samples(conn, now - timedelta(hours=config.history_keep_h))
-        self._last = now
         return True
