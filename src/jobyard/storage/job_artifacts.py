@@ -144,5 +144,5 @@ def _abandon(fs: Any, handle: Any, path: str) -> None:
         else:
             handle.close()
     finally:
-        if isinstance(fs, LocalFileSystem):
-            fs.rm_file(path) if fs.exists(path) else None
+        if isinstance(fs, LocalFileSystem) and fs.exists(path):
+            fs.rm_file(path)
