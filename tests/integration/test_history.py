@@ -92,6 +92,8 @@ def test_the_leader_samples_each_pool_at_most_once_per_interval(client: TestClie
             {"general": history.Depth(1, 0)},
         )
     assert sampler.maybe_sample(now + timedelta(seconds=interval))
+    # A second leader sampling the very same moment (a handover) is no error.
+    assert HistorySampler(runtime).maybe_sample(now + timedelta(seconds=interval))
     with runtime.db.read() as conn:
         rows = conn.execute(pool_samples_table.select()).mappings().all()
     assert len(rows) == 2 * len(runtime.settings.pools)  # the old one was pruned

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, Integer, cast, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Integer, cast, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from jobyard.domain.states import JobState
 from jobyard.store.models import jobs_table, pool_samples_table
@@ -30,15 +31,18 @@ class Depth:
 
 
 def record_samples(conn: Connection, now: datetime, depths: Mapping[str, Depth]) -> None:
-    """One sample per pool at `now`."""
-    if depths:
-        conn.execute(
-            insert(pool_samples_table),
-            [
-                {"pool": pool, "sampled_at": now, "queued": d.queued, "running": d.running}
-                for pool, d in depths.items()
-            ],
-        )
+    """One sample per pool at `now` (a sample already taken at that moment stays)."""
+    if not depths:
+        return
+    # Another leader (a handover, a fake clock in tests) may have sampled that very moment.
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(
+        dialect_insert(pool_samples_table).on_conflict_do_nothing(),
+        [
+            {"pool": pool, "sampled_at": now, "queued": d.queued, "running": d.running}
+            for pool, d in depths.items()
+        ],
+    )
 
 
 def prune_samples(conn: Connection, before: datetime) -> int:
