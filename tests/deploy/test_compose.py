@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from jobyard.deploy import compose
+from jobyard.deploy.k8s_storage import ARTIFACTS_PATH
 from tests.deploy.manifests import seeds_settings
 
 
@@ -48,7 +49,11 @@ def test_every_long_running_service_has_a_healthcheck_and_secrets_come_from_env(
             assert "healthcheck" in service, name
     text = yaml.safe_dump(document)
     assert re.search(r"\$\{POSTGRES_PASSWORD:\?[^}]+\}", text)
-    assert set(document["volumes"]) == {"postgres", "redis"}
+    # file:// artifact storage: one volume shared by web, scheduler and workers.
+    assert set(document["volumes"]) == {"postgres", "redis", "artifacts"}
+    for name, service in document["services"].items():
+        shared = f"artifacts:{ARTIFACTS_PATH}" in service.get("volumes", [])
+        assert shared == (name not in ("migrate", "postgres", "redis")), name
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")

@@ -108,6 +108,10 @@ def render_kubernetes(
             "(ServiceMonitor + PrometheusRule)."
         ),
     ] = "annotations",
+    artifacts_storage: Annotated[
+        str,
+        typer.Option(help="Size of the shared artifact volume (file:// storage only)."),
+    ] = "20Gi",
 ) -> None:
     """Write one YAML file per component, a kustomization.yaml and a Grafana dashboard."""
     settings, longest = _longest_timeouts(ctx)
@@ -128,6 +132,7 @@ def render_kubernetes(
         storage_class=storage_class,
         broker_port=AMQP_PORT if settings.broker.startswith("amqp") and not redis else REDIS_PORT,
         monitoring=monitoring,
+        artifacts_storage=artifacts_storage,
     )
     files = kubernetes.render(settings, target, longest)
     out.mkdir(parents=True, exist_ok=True)

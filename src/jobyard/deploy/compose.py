@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobyard.config import Settings
+from jobyard.deploy import k8s_storage
 
 CONFIG_PATH = "/etc/jobyard/jobyard.toml"
 GRACE_EXTRA_S = 30
@@ -20,8 +21,11 @@ DATABASE_URL = (
 )
 
 
-def _common(image: str) -> dict[str, Any]:
-    return {
+def _common(image: str, settings: Settings, *, storage: bool = True) -> dict[str, Any]:
+    """A jobyard service; with `storage`, it reaches artifact storage: the shared
+    `artifacts` volume for `file://`, else the object store with credentials from
+    `storage.env` (optional; AWS_ACCESS_KEY_ID, …)."""
+    service: dict[str, Any] = {
         "image": image,
         "environment": {
             "JOBYARD_CONFIG": CONFIG_PATH,
@@ -33,6 +37,12 @@ def _common(image: str) -> dict[str, Any]:
         "volumes": [f"./jobyard.toml:{CONFIG_PATH}:ro"],
         "restart": "unless-stopped",
     }
+    if storage and k8s_storage.uses_volume(settings):
+        service["environment"]["JOBYARD_STORAGE__URL"] = f"file://{k8s_storage.ARTIFACTS_PATH}"
+        service["volumes"].append(f"artifacts:{k8s_storage.ARTIFACTS_PATH}")
+    elif storage:
+        service["env_file"] = [{"path": "storage.env", "required": False}]
+    return service
 
 
 def _after_migrate() -> dict[str, Any]:
@@ -78,13 +88,13 @@ def render(
             "restart": "unless-stopped",
         },
         "migrate": {
-            **_common(image),
+            **_common(image, settings, storage=False),
             "command": ["db", "upgrade"],
             "restart": "no",
             "depends_on": {"postgres": {"condition": "service_healthy"}},
         },
         "web": {
-            **_common(image),
+            **_common(image, settings),
             "command": ["web", "--host", "0.0.0.0", "--port", str(port)],
             "ports": [f"{port}:{port}"],
             "depends_on": _after_migrate(),
@@ -101,7 +111,7 @@ def render(
             },
         },
         "scheduler": {
-            **_common(image),
+            **_common(image, settings),
             "command": ["scheduler"],
             "depends_on": _after_migrate(),
             "healthcheck": {
@@ -118,14 +128,14 @@ def render(
             # One launcher; its jobs run as process groups inside its container (the local
             # runner), each stopped with the launcher and run again after it.
             services[f"launcher-{name}"] = {
-                **_common(pool.image or image),
+                **_common(pool.image or image, settings),
                 "command": ["launcher", "--pool", name],
                 "depends_on": _after_migrate(),
                 "stop_grace_period": f"{GRACE_EXTRA_S}s",
             }
             continue
         services[f"worker-{name}"] = {
-            **_common(pool.image or image),
+            **_common(pool.image or image, settings),
             "command": ["worker", "--pool", name],
             "depends_on": _after_migrate(),
             "stop_grace_period": f"{grace}s",
@@ -146,4 +156,7 @@ def render(
                     ]
                 }
             }
-    return {"name": "jobyard", "services": services, "volumes": {"postgres": {}, "redis": {}}}
+    volumes: dict[str, Any] = {"postgres": {}, "redis": {}}
+    if k8s_storage.uses_volume(settings):
+        volumes["artifacts"] = {}
+    return {"name": "jobyard", "services": services, "volumes": volumes}

@@ -41,6 +41,9 @@ class Target:
     postgres: bool = False
     redis: bool = False
     storage_class: str | None = None
+    #: `file://` artifact storage: one ReadWriteMany volume shared by every jobyard pod.
+    artifacts_volume: bool = False
+    artifacts_storage: str = "20Gi"
     postgres_storage: str = "10Gi"
     redis_storage: str = "2Gi"
     broker_port: int = REDIS_PORT

@@ -2,7 +2,8 @@
 
 Allowed: the ingress controller and Prometheus → web; web, scheduler and workers → DNS,
 the database and the broker; KEDA → the in-cluster database; a pool's workers → the
-address ranges listed in its `egress`; pod-per-job launchers → the Kubernetes API.
+address ranges listed in its `egress`; pod-per-job launchers → the Kubernetes API; jobyard's
+pods → object storage (HTTPS and a custom endpoint's port).
 With external (managed) datastores their addresses are unknown here, so egress to them
 is allowed by port only.
 """
@@ -21,6 +22,7 @@ from jobyard.deploy.k8s_meta import (
     metadata,
     release_selector,
 )
+from jobyard.deploy.k8s_storage import egress_ports
 
 KUBE_API_PORTS = (443, 6443)
 
@@ -103,6 +105,19 @@ def network_policies(settings: Settings, target: Target) -> list[dict[str, Any]]
             },
         ),
     ]
+    storage_ports = egress_ports(settings)
+    if storage_ports:  # object storage outside the cluster: by port, its addresses are unknown
+        policies.append(
+            _policy(
+                target,
+                "storage-egress",
+                {
+                    "podSelector": components_selector(target, CLIENT_COMPONENTS),
+                    "policyTypes": ["Egress"],
+                    "egress": [{"ports": _tcp(*storage_ports)}],
+                },
+            )
+        )
     policies += _datastore_ingress(target)
     for name, pool in settings.pools.items():
         egress: list[dict[str, Any]] = []

@@ -8,12 +8,14 @@ referenced by name, never rendered with values.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Any
 
 import tomli_w
 
 from jobyard.config import PoolConfig, Settings
+from jobyard.deploy import k8s_storage
 from jobyard.deploy.k8s_access import access_objects, launcher_name
 from jobyard.deploy.k8s_autoscale import disruption_budgets, hpa, scaled_object
 from jobyard.deploy.k8s_checks import check_target
@@ -88,16 +90,21 @@ def _env(target: Target, pool: str | None = None) -> list[dict[str, Any]]:
     ]
     if pool is not None:
         env.append({"name": "JOBYARD_POOL", "value": pool})
-    return env
+    return env + k8s_storage.env(target)
 
 
-def _restricted(container: dict[str, Any]) -> dict[str, Any]:
+def _restricted(container: dict[str, Any], target: Target | None = None) -> dict[str, Any]:
+    """A container with the config, a writable /tmp, and (given the target) artifact storage."""
+    _, artifact_mounts = k8s_storage.volumes(target) if target else ([], [])
+    secrets = k8s_storage.env_from(target) if target else []
     return {
         **container,
+        **({"envFrom": secrets} if secrets else {}),
         "securityContext": container_security(),
         "volumeMounts": [
             {"name": "config", "mountPath": "/etc/jobyard", "readOnly": True},
             {"name": "tmp", "mountPath": TMP},
+            *artifact_mounts,
         ],
     }
 
@@ -126,8 +133,11 @@ def _pod_spec(
     extra: dict[str, Any] | None = None,
     launcher: bool = False,
     wait_for_schema: bool = True,
+    storage: bool = True,
 ) -> dict[str, Any]:
-    """A restricted pod; only a pod-per-job launcher gets an API token (its own identity)."""
+    """A restricted pod; only a pod-per-job launcher gets an API token (its own identity).
+    With `storage`, its container reaches artifact storage (the shared volume, or the
+    object store's credentials)."""
     pod: dict[str, Any] = {
         "automountServiceAccountToken": launcher,
         "serviceAccountName": launcher_name(target) if launcher else target.release,
@@ -136,12 +146,14 @@ def _pod_spec(
     }
     if wait_for_schema:
         pod["initContainers"] = [_wait_for_schema(container["image"], container["env"])]
+    artifact_volumes, _ = k8s_storage.volumes(target) if storage else ([], [])
     return {
         **pod,
-        "containers": [_restricted(container)],
+        "containers": [_restricted(container, target if storage else None)],
         "volumes": [
             {"name": "config", "configMap": {"name": f"{target.release}-config"}},
             {"name": "tmp", "emptyDir": {}},
+            *artifact_volumes,
         ],
         **(extra or {}),
     }
@@ -158,7 +170,13 @@ def migration_job(target: Target, config_hash: str) -> dict[str, Any]:
         "env": _env(target),
         "resources": _resources(None),
     }
-    pod = _pod_spec(target, container, wait_for_schema=False, extra={"restartPolicy": "Never"})
+    pod = _pod_spec(
+        target,
+        container,
+        wait_for_schema=False,
+        storage=False,
+        extra={"restartPolicy": "Never"},
+    )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -414,6 +432,7 @@ def render(
         ConfigError: see `check_target`.
     """
     check_target(settings, target)
+    target = dataclasses.replace(target, artifacts_volume=k8s_storage.uses_volume(settings))
     config = config_map(settings, target)
     config_hash = hashlib.sha256(config["data"]["jobyard.toml"].encode()).hexdigest()[:16]
     files: dict[str, list[dict[str, Any]]] = {
@@ -427,6 +446,8 @@ def render(
     }
     if target.postgres or target.redis:
         files["datastores.yaml"] = datastores(target)
+    if target.artifacts_volume:
+        files["artifacts.yaml"] = [k8s_storage.claim(target)]
     for name, pool in settings.pools.items():
         timeout = longest_timeouts.get(name, 3600.0)
         if pool.mode == "pod-per-job":  # its Jobs are the scaling; one launcher runs them

@@ -17,6 +17,7 @@ from typing import Any
 from jobyard.app import JobDefinition
 from jobyard.config import Settings
 from jobyard.config_sections import Resources
+from jobyard.deploy import k8s_storage
 from jobyard.deploy.k8s_meta import Target, all_labels, container_security, pod_security
 from jobyard.execution.pods.spec import SPEC_JSON_ENV, LaunchSpec
 
@@ -40,6 +41,7 @@ def target_of(settings: Settings, namespace: str) -> Target:
         namespace=namespace,
         image=settings.launcher.image or "jobyard:latest",
         release=settings.launcher.release,
+        artifacts_volume=k8s_storage.uses_volume(settings),
     )
 
 
@@ -65,6 +67,12 @@ def job_manifest(
     needs = (definition.resources if definition else None) or config.resources
     grace_s = math.ceil(settings.worker.cancel_grace_s)
     labels = pod_labels(target, pool, spec)
+    # The job writes artifacts where its launcher's storage is: the same volume, or the
+    # object store with the same credentials.
+    artifact_volumes, artifact_mounts = k8s_storage.volumes(
+        target, settings.storage_url.removeprefix("file://")
+    )
+    secrets = k8s_storage.env_from(target)
     container = {
         "name": "job",
         "image": image,
@@ -74,11 +82,13 @@ def job_manifest(
             {"name": SPEC_JSON_ENV, "value": spec.to_json()},
             {"name": "PYTHONUNBUFFERED", "value": "1"},
         ],
+        **({"envFrom": secrets} if secrets else {}),
         "resources": resources(needs),
         "securityContext": container_security(),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
+            *artifact_mounts,
         ],
     }
     pod: dict[str, Any] = {
@@ -91,6 +101,7 @@ def job_manifest(
         "volumes": [
             {"name": "config", "configMap": {"name": f"{target.release}-config"}},
             {"name": "tmp", "emptyDir": {}},
+            *artifact_volumes,
         ],
     }
     if config.node_selector:
