@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobyard.app import JobDefinition, Yard
-from jobyard.context import JobContext, Retry
+from jobyard.context import Fail, JobContext, Retry
 from jobyard.errors import (
     ConfigError,
     Conflict,
@@ -17,6 +17,7 @@ from jobyard.errors import (
 __all__ = [
     "ConfigError",
     "Conflict",
+    "Fail",
     "InvalidRequest",
     "JobContext",
     "JobDefinition",

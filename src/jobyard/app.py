@@ -41,6 +41,7 @@ class Yard:
     def __init__(self, name: str = "jobyard") -> None:
         self.name = name
         self._jobs: dict[str, JobDefinition] = {}
+        self._pack_jobs: set[str] = set()
         self._runtime: Runtime | None = None
 
     # -- declaration ---------------------------------------------------------------------------
@@ -158,6 +159,19 @@ class Yard:
                 image=spec.image,
                 from_config=True,
             )
+
+    def declare_packs(self, settings: Settings) -> None:
+        """Add the job types of the packs jobyard.toml enables (again, on every load)."""
+        from jobyard.packs import load_pack
+
+        for name in self._pack_jobs:
+            self._jobs.pop(name, None)
+        self._pack_jobs = set()
+        for pack_name, options in settings.packs.items():
+            for name, definition in load_pack(pack_name, options).jobs.items():
+                self._check_new_name(name)
+                self._jobs[name] = definition
+                self._pack_jobs.add(name)
 
     def _check_new_name(self, job_name: str) -> None:
         if len(job_name) > _NAME_LIMIT:

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Job types that are programs in any language (`[job_types."name"]`).',
     )
+    packs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Built-in job packs to enable, each with its options: `[packs.transfer]` "
+        "(an empty table enables it with its defaults).",
+    )
 
     @classmethod
     def settings_customise_sources(

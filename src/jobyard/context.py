@@ -22,6 +22,11 @@ class Retry(Exception):
         self.after_s = after_s
 
 
+class Fail(Exception):
+    """Raised by job code to fail the job now, with no further attempt: a retry cannot help
+    (a 404, a file that is not a video). The message is the job's error."""
+
+
 class JobHooks(Protocol):
     """The execution layer's side of a JobContext."""
 

@@ -34,6 +34,7 @@ def load_yard_for(settings: Settings) -> Yard:
 
             raise ConfigError(missing_library_message(settings, exc.module, exc.missing)) from exc
     yard.declare_config_commands(settings)
+    yard.declare_packs(settings)
     return yard
 
 

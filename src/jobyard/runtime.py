@@ -58,6 +58,7 @@ class Runtime:
             yard = load_yard_for(settings)
         else:
             yard.declare_config_commands(settings)
+            yard.declare_packs(settings)
         check_configuration(settings, yard)
         storage = Storage.of(settings)
         db = Database(settings.database)

@@ -69,7 +69,7 @@ def test_local_artifacts_are_recorded_listed_downloaded_and_expire(
 
     # A write that fails halfway leaves neither a record nor a file, partial or not.
     failed = submit_job(stack, "t.artifact", text="hello artifacts", fail_midway=True)
-    assert finished(stack, failed).state.value == "failed"
+    assert finished(stack, failed).error == "stopped halfway through big.bin"  # the job's own
     job = client.get(f"/api/v1/jobs/{failed}").json()
     assert [a["name"] for a in job["artifacts"]] == ["notes/hello.txt"]
     assert sorted(p.name for p in (root / str(failed)).iterdir()) == ["notes"]
@@ -145,7 +145,7 @@ def test_s3_artifacts_through_an_s3_compatible_server(
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
             check_listed_and_downloadable(client, job_id, "s3://jobyard-test/artifacts")
             failed = submit_job(stack, "t.artifact", text="hello artifacts", fail_midway=True)
-            assert finished(stack, failed).state.value == "failed"
+            assert finished(stack, failed).error == "stopped halfway through big.bin"
             names = [a["name"] for a in client.get(f"/api/v1/jobs/{failed}").json()["artifacts"]]
             assert names == ["notes/hello.txt"]
         keys = storage.fs.find("jobyard-test/artifacts")

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection
 
 from jobyard.app import JobDefinition
-from jobyard.context import JobContext, Retry
+from jobyard.context import Fail, JobContext, Retry
 from jobyard.domain.results import storable_result
 from jobyard.domain.retries import backoff_delay_s, has_attempts_left
 from jobyard.domain.states import AttemptOutcome, JobState
@@ -243,6 +243,8 @@ def run_attempt(state: ProcessState, job: JobRecord, successes: SuccessSink | No
         result = definition.call(ctx, job.args)
     except UnknownJobType as exc:
         return _fail(state, job, None, handler, _failure(exc, permanent=True))
+    except Fail as exc:
+        return _fail(state, job, definition, handler, _failure(exc, permanent=True))
     except Retry as exc:
         log.info("job %s asked to retry: %s", job.id, exc.reason, extra={"job_id": job.id})
         failure = Failure(AttemptOutcome.FAILED, exc.reason, "Retry", None, exc.after_s)

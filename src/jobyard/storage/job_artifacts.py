@@ -80,21 +80,9 @@ class JobArtifacts:
     def open(self, name: str, content_type: str | None = None) -> Iterator[HashingWriter]:
         """Write an artifact as a stream; it is recorded when the block ends without error."""
         url = self.url(name)
-        fs, path = self._storage.fs, self._storage.path_of(url)
-        local = isinstance(fs, LocalFileSystem)
-        if local:
-            fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        staging = f"{path}.partial-{uuid.uuid4().hex}" if local else path
-        handle: Any = fs.open(staging, "wb")
-        writer = HashingWriter(handle)
-        try:
+        storage = self._storage
+        with atomic_write(storage.fs, storage.path_of(url)) as writer:
             yield writer
-        except BaseException:
-            _abandon(fs, handle, staging)
-            raise
-        handle.close()
-        if local:
-            fs.mv(staging, path)
         self._sink(
             ArtifactRecord(
                 job_id=uuid.UUID(self._job_id),
@@ -107,6 +95,14 @@ class JobArtifacts:
                 created_at=self._clock(),
             )
         )
+
+    @contextmanager
+    def open_output(self, url: str) -> Iterator[HashingWriter]:
+        """Write to any storage URL (another bucket, a shared folder): complete or not at all,
+        like an artifact, but not recorded with the job."""
+        fs, path = self._storage.resolve(url)
+        with atomic_write(fs, path) as writer:
+            yield writer
 
     def put_bytes(self, name: str, data: bytes, content_type: str | None = None) -> str:
         """Store `data` as the artifact `name`; its URL."""
@@ -130,6 +126,26 @@ class JobArtifacts:
         return self._storage.open_input(url)
 
 
+@contextmanager
+def atomic_write(fs: Any, path: str) -> Iterator[HashingWriter]:
+    """Write `path` so that it exists only once complete: a local file under a temporary name,
+    renamed at the end; an object store's upload, published on close or aborted."""
+    local = isinstance(fs, LocalFileSystem)
+    if local:
+        fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    staging = f"{path}.partial-{uuid.uuid4().hex}" if local else path
+    handle: Any = fs.open(staging, "wb")
+    writer = HashingWriter(handle)
+    try:
+        yield writer
+    except BaseException:
+        _abandon(fs, handle, staging)
+        raise
+    handle.close()
+    if local:
+        fs.mv(staging, path)
+
+
 def guess_type(name: str) -> str:
     """The content type the name's extension suggests."""
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -137,12 +153,13 @@ def guess_type(name: str) -> str:
 
 def _abandon(fs: Any, handle: Any, path: str) -> None:
     """Drop a write that did not finish: nothing of it may remain."""
-    discard = getattr(handle, "discard", None)
-    try:
-        if callable(discard):
-            discard()  # object stores: abort the upload, nothing is published
-        else:
-            handle.close()
-    finally:
-        if isinstance(fs, LocalFileSystem) and fs.exists(path):
+    if isinstance(fs, LocalFileSystem):
+        handle.close()
+        if fs.exists(path):
             fs.rm_file(path)
+        return
+    discard = getattr(handle, "discard", None)
+    if callable(discard):
+        discard()  # object stores: abort the upload, nothing is published
+    else:
+        handle.close()

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from jobyard.app import JobDefinition, Yard
 from jobyard.clock import utcnow
-from jobyard.context import JobContext, Retry
+from jobyard.context import Fail, JobContext, Retry
 from jobyard.domain.limits import MAX_RESULT_BYTES
 from jobyard.domain.results import storable_result
 from jobyard.errors import JobyardError, ResultNotSerializable, ResultTooLarge, UnknownJobType
@@ -136,6 +136,8 @@ def _run_function(
     ctx = JobContext(spec.job_id, spec.attempt, logger, _StreamHooks(reporter), outputs)
     try:
         result = definition.call(ctx, spec.args)
+    except Fail as exc:
+        return _failed(exc, permanent=True)
     except Retry as exc:
         return stream.Outcome(
             "failed", error=exc.reason, error_type="Retry", retry_after_s=exc.after_s
