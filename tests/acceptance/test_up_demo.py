@@ -25,6 +25,16 @@ EXPECTED = {
 def test_up_demo_runs_every_demo_job(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
+    # The demo enables the transfer pack; this test's file server is on 127.0.0.1.
+    env["JOBYARD_PACKS"] = '{"transfer": {"allow_networks": ["127.0.0.0/8"]}}'
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "data.csv").write_bytes(b"id,value\n" + b"1,2\n" * 50_000)
+    site = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(site_port := free_port()), "--bind",
+         "127.0.0.1", "--directory", str(tmp_path / "site")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     log_path = tmp_path / "up.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -45,6 +55,16 @@ def test_up_demo_runs_every_demo_job(tmp_path: Path) -> None:
         for job_type, job_id in submitted.items():
             job = wait_for(partial(_terminal, base, job_id), timeout_s=60, what=job_type)
             assert (job["state"], job["result"]) == EXPECTED[job_type], job
+        # The transfer pack through `up`: a download into artifacts, served back by web.
+        fetched = _submit(
+            base, "transfer.download", {"url": f"http://127.0.0.1:{site_port}/data.csv"}
+        )
+        job = wait_for(partial(_terminal, base, fetched), timeout_s=60, what="the download")
+        assert job["state"] == "succeeded", job
+        (artifact,) = httpx.get(f"{base}/api/v1/jobs/{fetched}").json()["artifacts"]
+        served = httpx.get(f"{base}{artifact['download']}")
+        assert served.content == (tmp_path / "site" / "data.csv").read_bytes()
+        assert (tmp_path / ".jobyard" / "artifacts" / fetched / "data.csv").exists()
         flaky = httpx.get(f"{base}/api/v1/jobs/{submitted['demo.flaky']}").json()
         assert [a["outcome"] for a in flaky["attempts"]] == ["failed", "succeeded"]
         logs = httpx.get(f"{base}/api/v1/jobs/{submitted['demo.progress']}/logs").json()
@@ -81,6 +101,8 @@ def test_up_demo_runs_every_demo_job(tmp_path: Path) -> None:
         assert cli.returncode == 0, cli.stderr
         assert '"message": "from the cli"' in cli.stdout
     finally:
+        site.terminate()
+        site.wait(10)
         process.send_signal(signal.SIGINT)
         code = process.wait(60)
     output = log_path.read_text(errors="replace")

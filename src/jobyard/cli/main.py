@@ -67,8 +67,9 @@ def root(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if verbose < 2:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    if verbose < 2:  # migrations, up's readiness polls and jobs' HTTP requests are not news
+        for noisy in ("alembic", "httpx"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 app.add_typer(jobs_cmd.jobs_app, name="jobs")

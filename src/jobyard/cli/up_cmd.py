@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 import threading
@@ -75,8 +74,6 @@ def up(
 ) -> None:
     """Run web, one worker per pool and the scheduler; Ctrl-C stops everything."""
     state = state_of(ctx)
-    if state.verbose == 0:  # its readiness polls are not news
-        logging.getLogger("httpx").setLevel(logging.WARNING)
     if demo:
         state.config = DEMO_CONFIG
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
