@@ -114,7 +114,11 @@ class LocalRunner:
         return job
 
     def discover(self) -> list[LocalJob]:
-        """Every attempt folder left by an earlier launcher."""
+        """Every attempt folder left by an earlier launcher whose process started.
+
+        A folder with no process id, no output and no process holding its lock is one the
+        earlier launcher died in before starting the process: it is removed, so the job counts
+        as claimed but never started (run again, not failed)."""
         found = []
         for folder in sorted(self.root.iterdir()):
             name, _, attempt = folder.name.rpartition(".")
@@ -122,8 +126,15 @@ class LocalRunner:
                 job = LocalJob(uuid.UUID(name), int(attempt), folder)
             except ValueError:
                 continue
+            if self._never_started(job):
+                self.forget(job)
+                continue
             found.append(job)
         return found
+
+    def _never_started(self, job: LocalJob) -> bool:
+        unwritten = not job.output.exists() or job.output.stat().st_size == 0
+        return job.pid() is None and unwritten and not self.is_running(job)
 
     def is_running(self, job: LocalJob) -> bool:
         """Whether the job process still lives (its lock is held)."""
