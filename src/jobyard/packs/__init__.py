@@ -17,7 +17,7 @@ from jobyard.app import Yard
 from jobyard.errors import ConfigError
 
 #: Pack name → module with a `pack(**options) -> Yard` function.
-PACKS = {"transfer": "jobyard.packs.transfer"}
+PACKS = {"transfer": "jobyard.packs.transfer", "media": "jobyard.packs.media"}
 
 
 def load_pack(name: str, options: Mapping[str, Any]) -> Yard:
