@@ -81,28 +81,27 @@ class DownloadArgs(BaseModel):
     max_bytes: int | None = Field(None, gt=0, description="A lower size limit for this file.")
 
 
-class CopyArgs(BaseModel):
+class _Target(BaseModel):
+    """Where a copy goes: a storage URL, or the job's artifacts under `name`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    destination: str | None = Field(None, description="A storage URL; default the artifacts.")
+    name: ArtifactName | None = Field(
+        None, description="Artifact name when there is no destination."
+    )
+
+
+class CopyArgs(_Target):
     """Where from and where to."""
 
-    model_config = ConfigDict(extra="forbid")
-
     source: str = Field(description="Any storage URL (s3://…, file://…, https://…).")
-    destination: str | None = Field(None, description="A storage URL; default the artifacts.")
-    name: ArtifactName | None = Field(
-        None, description="Artifact name when there is no destination."
-    )
 
 
-class UploadArgs(BaseModel):
+class UploadArgs(_Target):
     """A file on the worker's filesystem to put into storage."""
 
-    model_config = ConfigDict(extra="forbid")
-
     path: str = Field(description="An absolute path on the worker.")
-    destination: str | None = Field(None, description="A storage URL; default the artifacts.")
-    name: ArtifactName | None = Field(
-        None, description="Artifact name when there is no destination."
-    )
 
 
 def pack(**options: Any) -> Yard:
