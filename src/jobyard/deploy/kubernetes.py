@@ -1,9 +1,9 @@
 """Kubernetes manifests from jobyard.toml: pure builders, settings in, plain dicts out.
 
 Nothing here talks to a cluster, so every object can be validated offline (see
-tests/deploy). This module builds the jobyard workloads and puts every file together;
-datastores, network policies, RBAC and monitoring have modules of their own. Secrets are
-referenced by name, never rendered with values.
+tests/deploy). This module builds the jobyard workloads and puts every file together; their
+pods (`k8s_pods`), datastores, network policies, RBAC and monitoring have modules of their
+own. Secrets are referenced by name, never rendered with values.
 """
 
 from __future__ import annotations
@@ -16,31 +16,30 @@ import tomli_w
 
 from jobyard.config import PoolConfig, Settings
 from jobyard.deploy import k8s_storage
-from jobyard.deploy.k8s_access import access_objects, launcher_name
+from jobyard.deploy.k8s_access import access_objects
 from jobyard.deploy.k8s_autoscale import disruption_budgets, hpa, scaled_object
 from jobyard.deploy.k8s_checks import check_target
 from jobyard.deploy.k8s_datastores import datastores
 from jobyard.deploy.k8s_meta import (
     Target,
-    all_labels,
-    container_security,
     labels,
     metadata,
-    pod_security,
 )
 from jobyard.deploy.k8s_network import network_policies
+from jobyard.deploy.k8s_pods import (
+    pod_env,
+    pod_spec,
+    resources,
+    template,
+)
 from jobyard.deploy.observability import monitoring_objects
 
 __all__ = ["Target", "render"]
 
-UID = 10001
-CONFIG_PATH = "/etc/jobyard/jobyard.toml"
-TMP = "/tmp"
 GRACE_EXTRA_S = 30
 GRACE_CAP_S = 3600
 WEB_PORT = 8000
 WEB_DRAIN_S = 5
-SCHEMA_WAIT_S = 600
 # Pools whose jobs may run longer than this ask the cluster autoscaler not to evict them.
 LONG_JOB_S = 600
 
@@ -71,94 +70,6 @@ def config_map(settings: Settings, target: Target) -> dict[str, Any]:
     }
 
 
-def _env(target: Target, pool: str | None = None) -> list[dict[str, Any]]:
-    secret = target.secret
-    env: list[dict[str, Any]] = [
-        {"name": "JOBYARD_CONFIG", "value": CONFIG_PATH},
-        {"name": "JOBYARD_ENV", "value": "prod"},
-        {"name": "JOBYARD_DATA_DIR", "value": f"{TMP}/jobyard"},
-        {"name": "JOBYARD_WORKER__LIVENESS_DIR", "value": TMP},
-        {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
-        {
-            "name": "JOBYARD_DATABASE_URL",
-            "valueFrom": {"secretKeyRef": {"name": secret, "key": "database-url"}},
-        },
-        {
-            "name": "JOBYARD_BROKER_URL",
-            "valueFrom": {"secretKeyRef": {"name": secret, "key": "broker-url"}},
-        },
-    ]
-    if pool is not None:
-        env.append({"name": "JOBYARD_POOL", "value": pool})
-    return env + k8s_storage.env(target)
-
-
-def _restricted(container: dict[str, Any], target: Target | None = None) -> dict[str, Any]:
-    """A container with the config, a writable /tmp, and (given the target) artifact storage."""
-    _, artifact_mounts = k8s_storage.volumes(target) if target else ([], [])
-    secrets = k8s_storage.env_from(target) if target else []
-    return {
-        **container,
-        **({"envFrom": secrets} if secrets else {}),
-        "securityContext": container_security(),
-        "volumeMounts": [
-            {"name": "config", "mountPath": "/etc/jobyard", "readOnly": True},
-            {"name": "tmp", "mountPath": TMP},
-            *artifact_mounts,
-        ],
-    }
-
-
-def _wait_for_schema(image: str, env: list[dict[str, Any]]) -> dict[str, Any]:
-    """Holds a pod until the migration Job has brought the schema to this version's."""
-    return _restricted(
-        {
-            "name": "wait-for-schema",
-            "image": image,
-            "args": ["db", "wait", "--timeout", str(SCHEMA_WAIT_S)],
-            "env": env,
-            "resources": {
-                "requests": {"cpu": "50m", "memory": "128Mi"},
-                "limits": {"cpu": "500m", "memory": "256Mi"},
-            },
-        }
-    )
-
-
-def _pod_spec(
-    target: Target,
-    container: dict[str, Any],
-    *,
-    grace_s: int = 30,
-    extra: dict[str, Any] | None = None,
-    launcher: bool = False,
-    wait_for_schema: bool = True,
-    storage: bool = True,
-) -> dict[str, Any]:
-    """A restricted pod; only a pod-per-job launcher gets an API token (its own identity).
-    With `storage`, its container reaches artifact storage (the shared volume, or the
-    object store's credentials)."""
-    pod: dict[str, Any] = {
-        "automountServiceAccountToken": launcher,
-        "serviceAccountName": launcher_name(target) if launcher else target.release,
-        "terminationGracePeriodSeconds": grace_s,
-        "securityContext": pod_security(UID, UID),
-    }
-    if wait_for_schema:
-        pod["initContainers"] = [_wait_for_schema(container["image"], container["env"])]
-    artifact_volumes, _ = k8s_storage.volumes(target) if storage else ([], [])
-    return {
-        **pod,
-        "containers": [_restricted(container, target if storage else None)],
-        "volumes": [
-            {"name": "config", "configMap": {"name": f"{target.release}-config"}},
-            {"name": "tmp", "emptyDir": {}},
-            *artifact_volumes,
-        ],
-        **(extra or {}),
-    }
-
-
 def migration_job(target: Target, config_hash: str) -> dict[str, Any]:
     """`jobyard db upgrade` once per image: a new image gets a new Job (Job pods are
     immutable), and concurrent upgrades are serialized by an advisory lock anyway."""
@@ -167,10 +78,10 @@ def migration_job(target: Target, config_hash: str) -> dict[str, Any]:
         "name": "db-upgrade",
         "image": target.image,
         "args": ["db", "upgrade"],
-        "env": _env(target),
-        "resources": _resources(None),
+        "env": pod_env(target),
+        "resources": resources(None),
     }
-    pod = _pod_spec(
+    pod = pod_spec(
         target,
         container,
         wait_for_schema=False,
@@ -185,35 +96,9 @@ def migration_job(target: Target, config_hash: str) -> dict[str, Any]:
             "backoffLimit": 6,
             "activeDeadlineSeconds": 900,
             "ttlSecondsAfterFinished": 86400,
-            "template": _template(target, "db-upgrade", pod, config_hash),
+            "template": template(target, "db-upgrade", pod, config_hash),
         },
     }
-
-
-def _template(
-    target: Target,
-    component: str,
-    pod: dict[str, Any],
-    config_hash: str,
-    pool: str | None = None,
-    annotations: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "labels": all_labels(target, component, pool),
-            "annotations": {"jobyard.io/config-hash": config_hash, **(annotations or {})},
-        },
-        "spec": pod,
-    }
-
-
-def _resources(pool: PoolConfig | None) -> dict[str, Any]:
-    cpu = (pool.resources.cpu if pool else None) or "250m"
-    memory = (pool.resources.memory if pool else None) or "512Mi"
-    limits: dict[str, Any] = {"cpu": cpu, "memory": memory}
-    if pool is not None and pool.resources.gpu:
-        limits["nvidia.com/gpu"] = pool.resources.gpu
-    return {"requests": {"cpu": cpu, "memory": memory}, "limits": limits}
 
 
 def web(target: Target, config_hash: str) -> list[dict[str, Any]]:
@@ -225,7 +110,7 @@ def web(target: Target, config_hash: str) -> list[dict[str, Any]]:
         "args": ["web", "--host", "0.0.0.0", "--port", str(WEB_PORT)],
         "ports": [{"name": "http", "containerPort": WEB_PORT}],
         "env": [
-            *_env(target),
+            *pod_env(target),
             {
                 # Optional: the first admin key, so a fresh deployment can be logged into.
                 "name": "JOBYARD_AUTH__BOOTSTRAP_ADMIN_KEY",
@@ -234,7 +119,7 @@ def web(target: Target, config_hash: str) -> list[dict[str, Any]]:
                 },
             },
         ],
-        "resources": _resources(None),
+        "resources": resources(None),
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": "http"},
             "periodSeconds": 10,
@@ -249,7 +134,7 @@ def web(target: Target, config_hash: str) -> list[dict[str, Any]]:
         # Keep serving while the endpoint removal reaches every proxy.
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(WEB_DRAIN_S)]}}},
     }
-    pod = _pod_spec(target, container)
+    pod = pod_spec(target, container)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -261,7 +146,7 @@ def web(target: Target, config_hash: str) -> list[dict[str, Any]]:
                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
             },
             "selector": {"matchLabels": labels(target, "web")},
-            "template": _template(target, "web", pod, config_hash),
+            "template": template(target, "web", pod, config_hash),
         },
     }
     service = {
@@ -289,8 +174,8 @@ def scheduler(target: Target, config_hash: str) -> dict[str, Any]:
         "name": "scheduler",
         "image": target.image,
         "args": ["scheduler"],
-        "env": _env(target),
-        "resources": _resources(None),
+        "env": pod_env(target),
+        "resources": resources(None),
         "livenessProbe": {
             "exec": {"command": ["jobyard", "scheduler", "--check"]},
             "periodSeconds": 30,
@@ -306,7 +191,7 @@ def scheduler(target: Target, config_hash: str) -> dict[str, Any]:
             "replicas": 1,
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": labels(target, "scheduler")},
-            "template": _template(target, "scheduler", _pod_spec(target, container), config_hash),
+            "template": template(target, "scheduler", pod_spec(target, container), config_hash),
         },
     }
 
@@ -324,8 +209,8 @@ def worker(
         "name": "worker",
         "image": pool.image or target.image,
         "args": ["worker", "--pool", name],
-        "env": _env(target, name),
-        "resources": _resources(pool),
+        "env": pod_env(target, name),
+        "resources": resources(pool),
         "startupProbe": _check_probe(name, period_s=5, failures=24),
         "livenessProbe": _check_probe(name, period_s=30, failures=3),
     }
@@ -334,8 +219,8 @@ def worker(
             "name": "launcher",
             "image": target.image,
             "args": ["launcher", "--pool", name],
-            "env": _env(target, name) + _launcher_env(pool, target),
-            "resources": _resources(None),
+            "env": pod_env(target, name) + _launcher_env(pool, target),
+            "resources": resources(None),
         }
     grace = min(int(longest_timeout_s) + GRACE_EXTRA_S, GRACE_CAP_S)
     extra: dict[str, Any] = {}
@@ -348,7 +233,7 @@ def worker(
         extra["tolerations"] = tolerations
     if launches:  # its jobs' pods are placed by their Jobs; the launcher runs anywhere
         extra, grace = {}, GRACE_EXTRA_S
-    pod = _pod_spec(target, container, grace_s=grace, extra=extra, launcher=launches)
+    pod = pod_spec(target, container, grace_s=grace, extra=extra, launcher=launches)
     annotations = {}
     if longest_timeout_s > LONG_JOB_S:
         annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] = "false"
@@ -363,7 +248,7 @@ def worker(
                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
             },
             "selector": {"matchLabels": labels(target, "worker", name)},
-            "template": _template(target, "worker", pod, config_hash, name, annotations),
+            "template": template(target, "worker", pod, config_hash, name, annotations),
         },
     }
 

@@ -19,9 +19,9 @@ from jobyard.config import Settings
 from jobyard.config_sections import Resources
 from jobyard.deploy import k8s_storage
 from jobyard.deploy.k8s_meta import Target, all_labels, container_security, pod_security
+from jobyard.deploy.k8s_pods import UID
 from jobyard.execution.pods.spec import SPEC_JSON_ENV, LaunchSpec
 
-UID = 10001
 CONFIG_DIR = "/etc/jobyard"
 JOB_ID_LABEL = "jobyard.io/job-id"
 ATTEMPT_LABEL = "jobyard.io/attempt"
