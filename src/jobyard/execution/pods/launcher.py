@@ -1,7 +1,7 @@
 """`Launcher`: starts the queued jobs of one pod-per-job pool, each in a process of its own.
 
 One launcher per pool works at a time (a leader lease named `launcher:<pool>`). Each step it
-reads the output of the jobs it runs (log lines, progress, the outcome line), stops jobs that
+reads the output of the jobs it runs (stored by `output.OutputRecorder`), stops jobs that
 were cancelled or ran out of time (SIGTERM to the process group, SIGKILL after
 `worker.cancel_grace_s`), records the outcome of jobs that ended, and starts queued jobs, by
 priority, while fewer than the pool's `max_parallel` run. The database is the only record:
@@ -16,24 +16,22 @@ import signal
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from jobyard.domain.states import AttemptOutcome
-from jobyard.events.types import progress_event, state_event
+from jobyard.events.types import state_event
 from jobyard.execution import executor, overtaken
 from jobyard.execution.executor import Failure, ProcessState
 from jobyard.execution.leases import LeaseKeeper
 from jobyard.execution.owners import owner_id
 from jobyard.execution.pods import stream
+from jobyard.execution.pods.output import OutputRecorder, Tracked
 from jobyard.execution.pods.runner import JobHandle, Runner, RunnerUnavailable
 from jobyard.execution.pods.spec import LaunchSpec
 from jobyard.runtime import Runtime
 from jobyard.scheduler.leader import Leadership
-from jobyard.storage.location import StorageError
-from jobyard.store import artifacts, jobs, launches, logs, workers
-from jobyard.store.artifacts import ArtifactRecord
+from jobyard.store import launches, logs, workers
 from jobyard.store.db import describe, is_transient
 from jobyard.store.records import JobRecord
 
@@ -44,23 +42,6 @@ POLL_S = 0.1
 CANCEL_CHECK_S = 0.5
 #: Seconds between looks at the nodes a Kubernetes pool's jobs may run on (for /capacity).
 NODES_REFRESH_S = 30.0
-
-
-@dataclass
-class Tracked:
-    """A job process this launcher follows."""
-
-    job: JobRecord
-    handle: JobHandle
-    #: The secret of the outcome line; None when unknown (then no line counts as one).
-    nonce: str | None
-    splitter: stream.LineSplitter = field(default_factory=stream.LineSplitter)
-    outcome: stream.Outcome | None = None
-    #: Why the launcher stops it: timeout, cancelled, shutdown.
-    stop_reason: str | None = None
-    stop_sent_at: float | None = None
-    #: Log lines already stored by an earlier launcher, skipped when its output is read again.
-    skip_logs: int = 0
 
 
 class Launcher:
@@ -75,6 +56,7 @@ class Launcher:
         self.max_parallel = runtime.settings.pools[pool].max_parallel
         self.owner = f"launcher/{pool}/{owner_id()}"
         self.state = ProcessState(runtime, self.owner, LeaseKeeper(runtime, self.owner))
+        self.output = OutputRecorder(self.state)
         self.leadership = Leadership(
             runtime.db, runtime.settings.scheduler.lease_s, name=f"launcher:{pool}"
         )
@@ -275,68 +257,8 @@ class Launcher:
         lines = tracked.splitter.feed(self.runner.read(tracked.handle))
         if final:
             lines += tracked.splitter.rest()
-        if not lines:
-            return
-        job = tracked.job
-        rows = []
-        progress: stream.ProgressLine | None = None
-        for line in lines:
-            parsed = stream.parse(line, tracked.nonce)
-            if isinstance(parsed, stream.Outcome):
-                tracked.outcome = parsed
-            elif isinstance(parsed, stream.ArtifactLine):
-                rows.extend(self._record_artifact(tracked, parsed))
-            elif isinstance(parsed, stream.ProgressLine):
-                progress = parsed
-            elif tracked.skip_logs > 0:
-                tracked.skip_logs -= 1  # stored before this launcher adopted the job
-            else:
-                rows.append(
-                    {
-                        "job_id": job.id,
-                        "attempt": job.attempt,
-                        "created_at": self.runtime.clock(),
-                        "level": parsed.level,
-                        "message": parsed.message,
-                    }
-                )
-        executor.write_logs(self.state, job, rows)
-        if progress is not None:
-            self._store_progress(tracked, progress)
-
-    def _record_artifact(
-        self, tracked: Tracked, line: stream.ArtifactLine
-    ) -> list[dict[str, object]]:
-        """Record an artifact the job reported, at the job's own URL and only if it exists
-        there; a log row saying why when it cannot be."""
-        job, now = tracked.job, self.runtime.clock()
-        storage = self.runtime.storage
-        try:
-            url = storage.job_url(job.id, line.name)
-            if not storage.fs.exists(storage.path_of(url)):
-                raise StorageError(f"{url} does not exist")
-        except StorageError as exc:
-            message = f"artifact {line.name!r} not recorded: {exc}"
-            row = {"job_id": job.id, "attempt": job.attempt, "created_at": now}
-            return [{**row, "level": "ERROR", "message": message}]
-        record = ArtifactRecord(
-            job.id, job.attempt, line.name, url, line.size, line.sha256, line.content_type, now
-        )
-        with self.runtime.db.write() as conn:
-            artifacts.record(conn, record)
-        return []
-
-    def _store_progress(self, tracked: Tracked, progress: stream.ProgressLine) -> None:
-        job, now = tracked.job, self.runtime.clock()
-        with self.runtime.db.write() as conn:
-            running = jobs.set_progress(
-                conn, job.id, job.attempt, progress.fraction, progress.message, now
-            )
-        if running:
-            self.runtime.events.publish(
-                [progress_event(job, progress.fraction, progress.message, now)]
-            )
-        elif tracked.stop_reason is None:
+        still_running = self.output.record(tracked, lines)
+        if not still_running and tracked.stop_reason is None:
             self._stop(tracked, "cancelled")
 
     def _conclude(self, tracked: Tracked) -> None:
