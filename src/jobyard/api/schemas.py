@@ -13,7 +13,7 @@ from jobyard.domain.limits import MAX_PRIORITY, MIN_PRIORITY
 from jobyard.domain.schedules import Catchup, ManagedBy, Overlap
 from jobyard.domain.states import JobState
 from jobyard.domain.storable import storable_args, storable_text
-from jobyard.store.artifacts import ArtifactRecord
+from jobyard.storage.records import ArtifactRecord
 from jobyard.store.records import AttemptRecord, JobRecord, LogRecord, WorkerRecord
 from jobyard.store.schedules import ScheduleRecord
 

@@ -12,8 +12,8 @@ from jobyard.events.types import log_event, progress_event
 from jobyard.execution.joblog import BufferingJobHandler
 from jobyard.execution.leases import LeaseKeeper
 from jobyard.runtime import Runtime
+from jobyard.storage.records import ArtifactRecord
 from jobyard.store import artifacts, jobs, logs
-from jobyard.store.artifacts import ArtifactRecord
 from jobyard.store.records import JobRecord
 
 log = logging.getLogger(__name__)

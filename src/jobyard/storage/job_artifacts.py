@@ -18,10 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from fsspec.implementations.local import LocalFileSystem
-
 from jobyard.storage.location import Storage, check_name
-from jobyard.store.artifacts import ArtifactRecord
+from jobyard.storage.records import ArtifactRecord
 
 CHUNK = 1024 * 1024
 
@@ -130,7 +128,7 @@ class JobArtifacts:
 def atomic_write(fs: Any, path: str) -> Iterator[HashingWriter]:
     """Write `path` so that it exists only once complete: a local file under a temporary name,
     renamed at the end; an object store's upload, published on close or aborted."""
-    local = isinstance(fs, LocalFileSystem)
+    local = _is_local(fs)
     if local:
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
     staging = f"{path}.partial-{uuid.uuid4().hex}" if local else path
@@ -153,7 +151,7 @@ def guess_type(name: str) -> str:
 
 def _abandon(fs: Any, handle: Any, path: str) -> None:
     """Drop a write that did not finish: nothing of it may remain."""
-    if isinstance(fs, LocalFileSystem):
+    if _is_local(fs):
         handle.close()
         if fs.exists(path):
             fs.rm_file(path)
@@ -163,3 +161,10 @@ def _abandon(fs: Any, handle: Any, path: str) -> None:
         discard()  # object stores: abort the upload, nothing is published
     else:
         handle.close()
+
+
+def _is_local(fs: Any) -> bool:
+    """Whether `fs` is the local disk (written under a temporary name, then renamed)."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)

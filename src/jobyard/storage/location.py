@@ -12,14 +12,14 @@ import posixpath
 import re
 import uuid
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import fsspec
-from fsspec.core import url_to_fs
-from fsspec.spec import AbstractFileSystem
-
-from jobyard.config import Settings
 from jobyard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fsspec.spec import AbstractFileSystem
+
+    from jobyard.config import Settings
 
 #: What an artifact name may be: relative, `/`-separated, no `..`, no control characters.
 NAME_PATTERN = re.compile(r"^(?!/)(?!.*(^|/)\.\.?(/|$))[^\x00-\x1f\\]{1,500}$")
@@ -92,6 +92,9 @@ def check_name(name: str) -> str:
 
 
 def _filesystem(url: str, options: Mapping[str, Any]) -> tuple[AbstractFileSystem, str]:
+    import fsspec  # here, not at import: a pod-per-job process may never touch storage
+    from fsspec.core import url_to_fs
+
     scheme, sep, _ = url.partition("://")
     if not sep:
         raise StorageError(f"{url!r} is not a URL (write file://path or s3://bucket/key)")

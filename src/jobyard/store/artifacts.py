@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select
 
+from jobyard.storage.records import ArtifactRecord
 from jobyard.store.models import artifacts_table
 
 A = artifacts_table.c
-
-
-@dataclass(frozen=True)
-class ArtifactRecord:
-    """A stored artifact: where it is and what it holds."""
-
-    job_id: uuid.UUID
-    attempt: int
-    name: str
-    url: str
-    size: int
-    sha256: str
-    content_type: str
-    created_at: datetime
-    id: int | None = None
 
 
 def record(conn: Connection, artifact: ArtifactRecord) -> ArtifactRecord:

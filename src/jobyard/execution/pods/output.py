@@ -15,8 +15,8 @@ from jobyard.execution.executor import ProcessState
 from jobyard.execution.pods import stream
 from jobyard.execution.pods.runner import JobHandle
 from jobyard.storage.location import StorageError
+from jobyard.storage.records import ArtifactRecord
 from jobyard.store import artifacts, jobs
-from jobyard.store.artifacts import ArtifactRecord
 from jobyard.store.records import JobRecord
 
 

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import traceback
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from jobyard.app import JobDefinition, Yard
 from jobyard.clock import utcnow
@@ -29,8 +29,10 @@ from jobyard.errors import JobyardError, ResultNotSerializable, ResultTooLarge, 
 from jobyard.execution.pods import stream
 from jobyard.execution.pods.spec import SPEC_FILE_ENV, SPEC_JSON_ENV, LaunchSpec
 from jobyard.storage.job_artifacts import JobArtifacts
-from jobyard.storage.location import Storage
-from jobyard.store.artifacts import ArtifactRecord
+from jobyard.storage.records import ArtifactRecord
+
+if TYPE_CHECKING:
+    from jobyard.storage.location import Storage
 
 ARGS_ENV = "JOBYARD_ARGS"
 RESULT_ENV = "JOBYARD_RESULT"
@@ -66,6 +68,13 @@ class Reporter:
         """Tell the launcher about a completed artifact; it records it."""
         line = stream.ArtifactLine(record.name, record.size, record.sha256, record.content_type)
         self.line(stream.artifact_prefix(self._nonce) + line.to_json())
+
+
+def _storage(spec: LaunchSpec) -> Storage:
+    """The launcher's artifact storage, opened when the job first uses `ctx.artifacts`."""
+    from jobyard.storage.location import Storage
+
+    return Storage(spec.storage_url, spec.storage_options)
 
 
 class _StreamHooks:
@@ -127,7 +136,7 @@ def _run_function(
     logger = logging.Logger(f"jobyard.jobs.{spec.job_id}", logging.DEBUG)
     logger.addHandler(_StreamLogHandler(reporter))
     outputs = JobArtifacts(
-        lambda: Storage(spec.storage_url, spec.storage_options),
+        lambda: _storage(spec),
         spec.job_id,
         spec.attempt,
         reporter.artifact,
