@@ -115,8 +115,7 @@ class JobArtifacts:
         source = Path(path)
         target = check_name(name or source.name)
         with source.open("rb") as reader, self.open(target, content_type) as out:
-            while chunk := reader.read(CHUNK):
-                out.write(chunk)
+            copy_stream(reader, out)
         return self.url(target)
 
     def open_input(self, url: str) -> IO[bytes]:
@@ -142,6 +141,12 @@ def atomic_write(fs: Any, path: str) -> Iterator[HashingWriter]:
     handle.close()
     if local:
         fs.mv(staging, path)
+
+
+def copy_stream(reader: IO[bytes], writer: Any) -> None:
+    """Copy `reader` to `writer` in 1 MiB chunks: memory stays flat whatever the size."""
+    while chunk := reader.read(CHUNK):
+        writer.write(chunk)
 
 
 def guess_type(name: str) -> str:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobyard.app import Yard
 from jobyard.context import Fail, JobContext
 from jobyard.packs.media import ffmpeg
-from jobyard.storage.job_artifacts import CHUNK
+from jobyard.storage.job_artifacts import copy_stream
 from jobyard.storage.location import StorageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -128,7 +128,6 @@ def local_copy(ctx: JobContext, url: str) -> Iterator[str]:
     except (StorageError, OSError, ValueError) as exc:
         raise Fail(f"cannot read {url}: {exc}") from None
     with source, tempfile.NamedTemporaryFile(suffix=Path(url).suffix) as copy:
-        while chunk := source.read(CHUNK):
-            copy.write(chunk)
+        copy_stream(source, copy)
         copy.flush()
         yield copy.name

@@ -6,7 +6,7 @@ import posixpath
 from typing import Any
 
 from jobyard.context import Fail, JobContext
-from jobyard.storage.job_artifacts import CHUNK, HashingWriter
+from jobyard.storage.job_artifacts import copy_stream
 from jobyard.storage.location import StorageError
 
 
@@ -21,7 +21,7 @@ def copy(ctx: JobContext, source: str, destination: str | None, name: str | None
         if destination is None:
             target = name or posixpath.basename(source.rstrip("/")) or "copy"
             with ctx.artifacts.open(target) as out:
-                _pump(reader, out)
+                copy_stream(reader, out)
             return {
                 "url": ctx.artifacts.url(target),
                 "size": out.size,
@@ -29,12 +29,7 @@ def copy(ctx: JobContext, source: str, destination: str | None, name: str | None
             }
         try:
             with ctx.artifacts.open_output(destination) as external:
-                _pump(reader, external)
+                copy_stream(reader, external)
         except StorageError as exc:
             raise Fail(f"cannot write {destination}: {exc}") from None
         return {"url": destination, "size": external.size, "sha256": external.sha256.hexdigest()}
-
-
-def _pump(reader: Any, out: HashingWriter) -> None:
-    while chunk := reader.read(CHUNK):
-        out.write(chunk)
