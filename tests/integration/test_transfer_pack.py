@@ -16,6 +16,7 @@ import pytest
 
 from jobyard.errors import ConfigError, InvalidArgs
 from jobyard.runtime import Runtime
+from jobyard.storage.records import ArtifactRecord
 from jobyard.store import artifacts
 from tests.factories import (
     Backend,
@@ -104,7 +105,7 @@ def transfer(backend: Backend, tmp_path: Path) -> Iterator[Stack]:
         stack.close()
 
 
-def artifacts_of(stack: Stack, job_id: uuid.UUID) -> list[artifacts.ArtifactRecord]:
+def artifacts_of(stack: Stack, job_id: uuid.UUID) -> list[ArtifactRecord]:
     with stack.runtime.db.read() as conn:
         return artifacts.for_job(conn, job_id)
 
