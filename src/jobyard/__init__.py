@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from jobyard.app import JobDefinition, Yard
-from jobyard.context import Fail, JobContext, Retry
+from jobyard.context import BatchContext, Fail, JobContext, Retry
+from jobyard.domain.batch import Batch
 from jobyard.errors import (
     ConfigError,
     Conflict,
@@ -15,6 +16,8 @@ from jobyard.errors import (
 )
 
 __all__ = [
+    "Batch",
+    "BatchContext",
     "ConfigError",
     "Conflict",
     "Fail",

@@ -19,9 +19,11 @@ from jobyard.definitions import (
 from jobyard.definitions import (
     check_job_options,
     command_definition,
+    inspect_batch_signature,
     inspect_signature,
     resources_of,
 )
+from jobyard.domain.batch import Batch
 from jobyard.domain.limits import DEFAULT_PRIORITY
 from jobyard.domain.retries import RetryPolicy
 from jobyard.errors import ConfigError, UnknownJobType
@@ -59,6 +61,7 @@ class Yard:
         timeout_s: float = 3600.0,
         priority: int = DEFAULT_PRIORITY,
         resources: Mapping[str, Any] | None = None,
+        batch: Batch | None = None,
     ) -> Callable[[F], F]:
         """Register a function as a job type.
 
@@ -74,6 +77,9 @@ class Yard:
             priority: default priority, 0 (lowest) to 9 (highest).
             resources: pod-per-job pools: `{"cpu": "4", "memory": "8Gi", "gpu": 1}` for this
                 type's process or pod instead of the pool's.
+            batch: run up to `batch.max_size` queued jobs of this type in one call: the
+                function takes `(ctx: BatchContext, items: list[Args])` and returns one
+                result per item, in order (see `Batch`).
         """
         check_job_options(retries, backoff_s, backoff_max_s, timeout_s, priority)
         needs = resources_of(resources)
@@ -81,7 +87,8 @@ class Yard:
         def register(func: F) -> F:
             job_name = name or f"{func.__module__}.{func.__qualname__}"
             self._check_new_name(job_name)
-            wants_context, model, model_argument = inspect_signature(func, args)
+            inspect_args = inspect_signature if batch is None else inspect_batch_signature
+            wants_context, model, model_argument = inspect_args(func, args)
             self._jobs[job_name] = JobDefinition(
                 name=job_name,
                 func=func,
@@ -94,6 +101,7 @@ class Yard:
                 model_argument=model_argument,
                 resources=needs,
                 description=(func.__doc__ or "").strip() or None,
+                batch=batch,
             )
             return func
 
@@ -209,6 +217,11 @@ class Yard:
                     f"(declared pools: {declared}); add [pools.{job.pool}] to jobyard.toml"
                 )
             if settings.pools[job.pool].mode == "pod-per-job":
+                if job.batch is not None:
+                    raise ConfigError(
+                        f"job type '{job.name}' is batched, so its pool '{job.pool}' must run "
+                        'long-lived workers (mode = "workers"): a pod runs one job'
+                    )
                 continue
             if job.command is not None:
                 raise ConfigError(

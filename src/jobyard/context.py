@@ -70,3 +70,29 @@ class JobContext:
     def cancelled(self) -> bool:
         """Whether someone cancelled this job; long jobs should check and return early."""
         return self._hooks.is_cancelled()
+
+
+class BatchContext:
+    """Passed to batched job functions (`batch=Batch(...)`) that declare a `ctx` parameter.
+
+    Attributes:
+        jobs: one `JobContext` per item of the call, in the same order: each job's own
+            progress, log, cancellation and artifacts.
+        log: a logger whose records are stored with every job of the batch.
+    """
+
+    def __init__(self, jobs: list[JobContext], log: logging.Logger) -> None:
+        self.jobs = jobs
+        self.log = log
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Report the same progress for every job of the batch."""
+        for job in self.jobs:
+            job.progress(fraction, message)
+
+    def cancelled(self) -> bool:
+        """Whether every job of the batch was cancelled (then the call may return early)."""
+        return all(job.cancelled() for job in self.jobs)

@@ -6,16 +6,17 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from jobyard.config_sections import Resources
-from jobyard.context import JobContext
+from jobyard.context import BatchContext, JobContext
+from jobyard.domain.batch import Batch
 from jobyard.domain.json_schema import schema_errors, schema_problem
 from jobyard.domain.limits import MAX_PRIORITY, MIN_PRIORITY
 from jobyard.domain.retries import RetryPolicy
-from jobyard.errors import ConfigError, InvalidArgs
+from jobyard.errors import ConfigError, InvalidArgs, JobyardError
 
 
 class AnyArgs(BaseModel):
@@ -53,6 +54,8 @@ class JobDefinition:
     image: str | None = None
     #: Declared in jobyard.toml (re-declared on every load) rather than in Python.
     from_config: bool = False
+    #: A batched type: its function takes a list of args and returns a list of results.
+    batch: Batch | None = None
 
     def args_json_schema(self) -> dict[str, Any]:
         """The JSON Schema of the args, for forms and `/api/v1/job-types`."""
@@ -92,24 +95,62 @@ class JobDefinition:
         )
 
     def call(self, ctx: JobContext, args: Mapping[str, Any]) -> Any:
-        """Run the function with validated arguments (awaiting it if it is async)."""
+        """Run the function with validated arguments (awaiting it if it is async).
+
+        A batched type is called with a batch of one.
+        """
+        if self.batch is not None:
+            return self.call_batch(BatchContext([ctx], ctx.log), [args])[0]
+        func = self._function()
+        model = self.args_model.model_validate(dict(args))
+        positional: list[Any] = [ctx] if self.wants_context else []
+        if self.model_argument:
+            outcome = func(*positional, model)
+        else:
+            outcome = func(*positional, **{k: getattr(model, k) for k in type(model).model_fields})
+        return _awaited(outcome)
+
+    def call_batch(self, ctx: BatchContext, items: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Run a batched type's function once for several jobs; one result per job, in order.
+
+        Raises:
+            BatchResultMismatch: the function did not return a list of one result per item.
+        """
+        func = self._function()
+        models = [self.args_model.model_validate(dict(args)) for args in items]
+        values: list[Any] = (
+            models if self.model_argument else [model.model_dump(mode="json") for model in models]
+        )
+        positional: list[Any] = [ctx] if self.wants_context else []
+        results = _awaited(func(*positional, values))
+        if not isinstance(results, list | tuple) or len(results) != len(items):
+            got = f"{len(results)} results" if isinstance(results, list | tuple) else "no list"
+            raise BatchResultMismatch(
+                f"batched job type '{self.name}' returned {got} for {len(items)} jobs "
+                "(it must return a list with one result per item, in order)"
+            )
+        return list(results)
+
+    def _function(self) -> Callable[..., Any]:
         if self.func is None:
             raise ConfigError(
                 f"job type '{self.name}' is a command; it runs only in a pod-per-job pool"
             )
-        model = self.args_model.model_validate(dict(args))
-        positional: list[Any] = [ctx] if self.wants_context else []
-        if self.model_argument:
-            outcome = self.func(*positional, model)
-        else:
-            outcome = self.func(
-                *positional, **{k: getattr(model, k) for k in type(model).model_fields}
-            )
-        if inspect.iscoroutine(outcome):
-            import asyncio  # only async jobs pay for it (a pod-per-job process starts faster)
+        return self.func
 
-            return asyncio.run(outcome)
-        return outcome
+
+class BatchResultMismatch(JobyardError):
+    """A batched function's return value does not match its batch."""
+
+    code = "batch_result_mismatch"
+
+
+def _awaited(outcome: Any) -> Any:
+    if inspect.iscoroutine(outcome):
+        import asyncio  # only async jobs pay for it (a pod-per-job process starts faster)
+
+        return asyncio.run(outcome)
+    return outcome
 
 
 def command_definition(
@@ -218,6 +259,32 @@ def inspect_signature(
         fields[param.name] = (annotation, default)
     model = create_model(f"{func.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
     return wants_context, model, False
+
+
+def inspect_batch_signature(
+    func: Callable[..., Any], explicit: type[BaseModel] | None
+) -> tuple[bool, type[BaseModel], bool]:
+    """(wants ctx, args model of one item, items are model instances) of a batched function:
+    `f(ctx, items)`, where `items: list[Model]` (or `args=Model`) gives each job's args as a
+    model instance and anything else gives them as dicts."""
+    params = list(inspect.signature(func).parameters.values())
+    hints = _type_hints(func)
+    wants_context = bool(params) and (
+        params[0].name == "ctx" or hints.get(params[0].name) is BatchContext
+    )
+    rest = params[1:] if wants_context else params
+    if len(rest) != 1 or rest[0].kind in (rest[0].VAR_POSITIONAL, rest[0].VAR_KEYWORD):
+        raise ConfigError(
+            f"batched job '{func.__qualname__}' must take one list of items (after ctx), "
+            "e.g. `def detect(ctx: BatchContext, items: list[Args]) -> list[dict]`"
+        )
+    if explicit is not None:
+        return wants_context, explicit, True
+    annotation = hints.get(rest[0].name)
+    item = get_args(annotation)[0] if get_origin(annotation) is list else None
+    if isinstance(item, type) and issubclass(item, BaseModel):
+        return wants_context, item, True
+    return wants_context, AnyArgs, False
 
 
 def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:

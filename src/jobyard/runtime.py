@@ -68,7 +68,7 @@ class Runtime:
             except BaseException:
                 db.close()
                 raise
-        publisher = CeleryPublisher(settings, longest_timeout_s(yard))
+        publisher = CeleryPublisher(settings, longest_timeout_s(yard), batch_sizes(yard))
         events = make_publisher(settings.events, settings.queue_prefix)
         return cls(
             settings=settings,
@@ -95,6 +95,11 @@ def check_configuration(settings: Settings, yard: Yard) -> None:
         raise ConfigError(
             "env = 'prod' needs database_url: the embedded SQLite database is for one machine"
         )
+
+
+def batch_sizes(yard: Yard) -> dict[str, int]:
+    """The batched job types and their `max_size`."""
+    return {name: job.batch.max_size for name, job in yard.jobs.items() if job.batch is not None}
 
 
 def longest_timeout_s(yard: Yard) -> float:

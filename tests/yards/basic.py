@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from jobyard import JobContext, Retry, Yard
+from jobyard import Batch, BatchContext, JobContext, Retry, Yard
 
 yard = Yard("tests")
 
@@ -136,3 +136,24 @@ def artifact(ctx: JobContext, text: str, fail_midway: bool = False) -> dict[str,
                 raise RuntimeError("stopped halfway through big.bin")
     with ctx.artifacts.open_input(url) as back:
         return {"url": url, "read_back": back.read().decode()}
+
+
+class Square(BaseModel):
+    n: int
+    fail: bool = False
+    sleep_s: float = 0.0
+
+
+@yard.job("t.batch_square", pool="media", timeout_s=2, batch=Batch(max_size=8, max_wait_ms=300))
+def batch_square(ctx: BatchContext, items: list[Square]) -> list[dict[str, int]]:
+    """A batched type: squares, and the size and first item of the batch each ran in."""
+    ctx.log.info("batch of %d", len(items))
+    if len(items) > 1 and any(item.fail for item in items):
+        raise ValueError("a bad item spoiled the batch")
+    for index, item in enumerate(items):
+        if item.fail:
+            raise ValueError(f"item {item.n} is bad")
+        time.sleep(item.sleep_s)
+        ctx.jobs[index].progress(0.5, "half way")
+    leader = items[0].n  # tells the batches apart
+    return [{"square": item.n**2, "batch": len(items), "leader": leader} for item in items]

@@ -7,7 +7,7 @@ trips: kombu's Redis transport otherwise builds a client per message (about 1 ms
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -28,8 +28,15 @@ PERSISTENT = 2
 class CeleryPublisher:
     """`Publisher` over the Celery app's own connection and producer pools."""
 
-    def __init__(self, settings: Settings, longest_timeout_s: float) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        longest_timeout_s: float,
+        batch_sizes: Mapping[str, int] | None = None,
+    ) -> None:
+        """`batch_sizes`: the batched job types and their `max_size`."""
         self._settings = settings
+        self._batch_sizes = dict(batch_sizes or {})
         self._redis = settings.broker_is_redis
         self._grace_s = settings.worker.hard_timeout_grace_s
         self.app = make_celery(settings, longest_timeout_s)
@@ -56,14 +63,13 @@ class CeleryPublisher:
                 producer.maybe_declare(amqp.queues[first.queue])
                 declared.add(first.queue)
             ids = [str(item.id) for item in chunk]
-            single = len(ids) == 1
+            soft_limit, hard_limit = self._limits(chunk)
             headers, properties, body, _ = amqp.as_task_v2(
                 ids[0],
                 EXECUTE_TASK,
                 args=ids,
-                # One job: Celery's own limits. Several: each job's limit is the reaper's.
-                soft_time_limit=first.timeout_s if single else None,
-                time_limit=sum(item.timeout_s for item in chunk) + self._grace_s,
+                soft_time_limit=soft_limit,
+                time_limit=hard_limit,
                 ignore_result=True,
                 # What `celery inspect` and Flower show as the task's name: the job type.
                 shadow=_shadow_name(chunk),
@@ -83,6 +89,20 @@ class CeleryPublisher:
                 retry=False,
                 **properties,
             )
+
+    def _limits(self, chunk: Sequence[Dispatch]) -> tuple[float | None, float]:
+        """Celery's soft and hard time limits for one message.
+
+        One job: Celery's own limits. Several: each job's limit is the reaper's. A batched
+        type: the executor limits each call itself; the message may run the batch call and
+        then, if it raised, each of up to `max_size` jobs alone.
+        """
+        first = chunk[0]
+        size = self._batch_sizes.get(first.type)
+        if size is not None and len(chunk) == 1:
+            return None, first.timeout_s * (size + 1) + self._grace_s
+        soft_limit = first.timeout_s if len(chunk) == 1 else None
+        return soft_limit, sum(item.timeout_s for item in chunk) + self._grace_s
 
     def _chunks(self, dispatches: Sequence[Dispatch]) -> Iterator[list[Dispatch]]:
         """Consecutive jobs of one queue and priority, up to the pool's `dispatch_chunk`."""

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from jobyard.events.types import state_event
-from jobyard.execution import executor, overtaken
+from jobyard.execution import claims, executor, overtaken
 from jobyard.store import batches
 from jobyard.store.db import is_transient
 from jobyard.store.records import JobRecord
@@ -114,7 +114,7 @@ def run_chunk(
                 claimed = state.runtime.db.retry(
                     functools.partial(_claim_group, state, ids),
                     what=f"claiming {len(ids)} jobs",
-                    give_up_after_s=executor.CLAIM_RETRY_WINDOW_S,
+                    give_up_after_s=claims.CLAIM_RETRY_WINDOW_S,
                 )
             except Exception as exc:
                 if not is_transient(exc):
@@ -124,8 +124,8 @@ def run_chunk(
                 job = claimed.get(job_id)
                 if job is None:
                     now = state.runtime.clock()
-                    values = executor.claim_values(state, now)
-                    job = executor.take_over_or_skip(state, job_id, values, now)
+                    values = claims.claim_values(state, now)
+                    job = claims.take_over_or_skip(state, job_id, values, now)
                 if job is None:
                     outcomes.append("skipped")
                     continue
@@ -145,7 +145,7 @@ def _claim_group(
 ) -> dict[uuid.UUID, JobRecord]:
     runtime = state.runtime
     now = runtime.clock()
-    values = executor.claim_values(state, now)
+    values = claims.claim_values(state, now)
     with runtime.db.write() as conn:
         claimed = batches.claim_many(
             conn,

@@ -1,13 +1,14 @@
-"""Running one attempt of a job: claim, call the function, record the outcome.
+"""Running one claimed attempt of a job: call the function, record the outcome.
 
 Every step is a guarded transition, so a duplicate or late message is a no-op and a job never
-completes twice. The broker-specific parts (Celery signals, time-limit exceptions) stay in
-`execution.celery`.
+completes twice. Claims are in `execution.claims`; the broker-specific parts (Celery signals,
+time-limit exceptions) stay in `execution.celery`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import traceback
@@ -15,8 +16,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
-
-from sqlalchemy import Connection
 
 from jobyard.app import JobDefinition
 from jobyard.context import Fail, JobContext, Retry
@@ -28,16 +27,14 @@ from jobyard.events.types import log_event, state_event
 from jobyard.execution.hooks import AttemptHooks
 from jobyard.execution.joblog import BufferingJobHandler, job_logger
 from jobyard.execution.leases import LeaseKeeper
-from jobyard.execution.overtaken import discard_overtaken, retry_lost_attempt
-from jobyard.execution.owners import is_dead_local_owner
+from jobyard.execution.overtaken import discard_overtaken
+from jobyard.execution.time_limit import CallTimedOut, call_with_time_limit
 from jobyard.runtime import Runtime
 from jobyard.storage.job_artifacts import JobArtifacts
 from jobyard.store import jobs, logs
 from jobyard.store.records import JobRecord
 
 log = logging.getLogger(__name__)
-#: How long a claim retries an unavailable database before the message goes back to the broker.
-CLAIM_RETRY_WINDOW_S = 5.0
 
 
 @dataclass
@@ -67,151 +64,6 @@ class Failure:
     permanent: bool = False
 
 
-def execute(state: ProcessState, job_id: uuid.UUID) -> str:
-    """Run the job's next attempt if it is ours to run; returns what happened, for logs."""
-    job = claim(state, job_id)
-    if job is None:
-        return "skipped"
-    return run_attempt(state, job)
-
-
-def claim(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
-    """Take the job from `queued` to `running` as a new attempt, or None if not ours.
-
-    A job still `running` under a process of this host that no longer exists (a prefork child
-    killed mid-job) is taken over at once; other cases are left to the reaper. A database that
-    is unavailable is retried for `CLAIM_RETRY_WINDOW_S`, then the error is raised for the
-    caller to hand the message back to the broker.
-    """
-    me = threading.get_ident()
-    with state.claiming_lock:
-        state.claiming.setdefault(job_id, set()).add(me)
-    try:
-        return state.runtime.db.retry(
-            lambda: _claim_once(state, job_id),
-            what=f"claiming job {job_id}",
-            give_up_after_s=CLAIM_RETRY_WINDOW_S,
-        )
-    finally:
-        with state.claiming_lock:
-            threads = state.claiming.get(job_id, set())
-            threads.discard(me)
-            if not threads:
-                state.claiming.pop(job_id, None)
-
-
-def start_attempt(state: ProcessState, job_id: uuid.UUID, now: datetime) -> JobRecord | None:
-    """The guarded `queued → running` of a new attempt, leased to this process; None when the
-    job is not queued (cancelled, or claimed by someone else). Workers and launchers alike."""
-    with state.runtime.db.single() as conn:
-        return jobs.transition(
-            conn,
-            job_id,
-            source=JobState.QUEUED,
-            target=JobState.RUNNING,
-            now=now,
-            values=claim_values(state, now),
-            next_attempt=True,
-        )
-
-
-def _claim_once(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
-    runtime = state.runtime
-    now = runtime.clock()
-    values = claim_values(state, now)
-    job = start_attempt(state, job_id, now)
-    if job is not None:
-        # Held before `claim` returns, so no other thread can mistake it for a lost claim.
-        state.leases.hold(job.id, job.attempt)
-        runtime.events.publish([state_event(job)])
-        return job
-    return take_over_or_skip(state, job_id, values, now)
-
-
-def take_over_or_skip(
-    state: ProcessState, job_id: uuid.UUID, values: dict[str, Any], now: datetime
-) -> JobRecord | None:
-    """A message for a job that is not queued: take it over from a dead local process, or
-    ignore the message (the job finished, was cancelled, or runs elsewhere)."""
-    runtime = state.runtime
-    taken: JobRecord | None = None
-    with runtime.db.write() as conn:
-        current = jobs.fetch(conn, job_id)
-        if current is None:
-            log.warning("message for unknown job %s dropped", job_id, extra={"job_id": job_id})
-            return None
-        if current.state is JobState.RUNNING and is_dead_local_owner(current.lease_owner):
-            taken = _take_over(state, conn, current, values, now)
-        elif is_own_unstarted_claim(state, current):
-            state.leases.hold(current.id, current.attempt)
-            return current
-    if taken is not None:
-        state.leases.hold(taken.id, taken.attempt)  # before anyone could see it unheld
-        runtime.events.publish([state_event(taken)])
-        return taken
-    log.debug("job %s is %s; message ignored", job_id, current.state.value)
-    return None
-
-
-def is_own_unstarted_claim(state: ProcessState, job: JobRecord) -> bool:
-    """This process claimed the job, but the database's answer was lost (the connection died
-    after the commit) so the attempt never started: the retried claim carries it on.
-
-    Only the thread whose claim that was, alone on the job, may: a duplicate message taken
-    by another thread meanwhile must not start the job a second time.
-    """
-    with state.claiming_lock:
-        alone = state.claiming.get(job.id) == {threading.get_ident()}
-    return (
-        alone
-        and job.state is JobState.RUNNING
-        and job.lease_owner == state.owner
-        and not state.leases.holds(job.id)
-    )
-
-
-def claim_values(state: ProcessState, now: datetime) -> dict[str, Any]:
-    lease_s = state.runtime.settings.worker.lease_s
-    return {
-        "started_at": now,
-        "finished_at": None,
-        "lease_owner": state.owner,
-        "lease_expires_at": now + timedelta(seconds=lease_s),
-        "progress": None,
-        "progress_message": None,
-    }
-
-
-def _take_over(
-    state: ProcessState,
-    conn: Connection,
-    lost: JobRecord,
-    values: dict[str, Any],
-    now: datetime,
-) -> JobRecord | None:
-    retried = retry_lost_attempt(state.runtime, conn, lost, now, run_after=now)
-    if retried is None or retried.state is not JobState.RETRYING:
-        return None
-    jobs.transition(
-        conn,
-        lost.id,
-        source=JobState.RETRYING,
-        target=JobState.QUEUED,
-        now=now,
-        values={"run_after": None},
-    )
-    log.info("took over job %s after its worker died", lost.id, extra={"job_id": lost.id})
-    return jobs.transition(
-        conn,
-        lost.id,
-        source=JobState.QUEUED,
-        target=JobState.RUNNING,
-        now=now,
-        values=values,
-        next_attempt=True,
-    )
-
-
 class SuccessSink(Protocol):
     """Takes successes to record later, in bulk (`execution.chunks`)."""
 
@@ -219,54 +71,83 @@ class SuccessSink(Protocol):
         """Record this success soon; the job's lease is still held."""
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One claimed attempt's log buffer and the context its function sees."""
+
+    job: JobRecord
+    handler: BufferingJobHandler
+    ctx: JobContext
+
+
+def open_attempt(state: ProcessState, job: JobRecord) -> Attempt:
+    """The log buffer, hooks and `JobContext` of a claimed attempt."""
+    handler = BufferingJobHandler(job.id, job.attempt)
+    hooks = AttemptHooks(state.runtime, job, handler, state.leases)
+    handler.sink = hooks.write_logs
+    outputs = JobArtifacts(
+        lambda: state.runtime.storage,
+        str(job.id),
+        job.attempt,
+        hooks.record_artifact,
+        state.runtime.clock,
+    )
+    ctx = JobContext(str(job.id), job.attempt, job_logger(handler), hooks, outputs)
+    return Attempt(job, handler, ctx)
+
+
 def run_attempt(state: ProcessState, job: JobRecord, successes: SuccessSink | None = None) -> str:
     """Call the job function for the claimed attempt and store the outcome.
 
     With `successes`, a success is handed over to be recorded with others instead of at once
-    (failures are always recorded at once).
+    (failures are always recorded at once). A batched type is called as a batch of one, under
+    the executor's own time limit (its message has no Celery soft limit).
     """
-    handler = BufferingJobHandler(job.id, job.attempt)
-    hooks = AttemptHooks(state.runtime, job, handler, state.leases)
-    handler.sink = hooks.write_logs
+    attempt = open_attempt(state, job)
     # The lease is held until the outcome is recorded, however long the database is away.
     state.leases.hold(job.id, job.attempt)
+    definition: JobDefinition | None = None
     try:
         definition = state.runtime.yard.definition(job.type)
-        outputs = JobArtifacts(
-            lambda: state.runtime.storage,
-            str(job.id),
-            job.attempt,
-            hooks.record_artifact,
-            state.runtime.clock,
-        )
-        ctx = JobContext(str(job.id), job.attempt, job_logger(handler), hooks, outputs)
-        result = definition.call(ctx, job.args)
-    except UnknownJobType as exc:
+        call = functools.partial(definition.call, attempt.ctx, job.args)
+        result = call() if definition.batch is None else call_with_time_limit(job.timeout_s, call)
+    except (Exception, CallTimedOut) as exc:
+        return fail_with(state, job, definition, attempt.handler, exc)
+    else:
+        return succeed(state, job, definition, attempt.handler, result, successes)
+    finally:
+        state.leases.release(job.id)
+
+
+def fail_with(
+    state: ProcessState,
+    job: JobRecord,
+    definition: JobDefinition | None,
+    handler: BufferingJobHandler,
+    exc: BaseException,
+) -> str:
+    """Record the attempt as failed by `exc`: retried per its type, or final."""
+    if isinstance(exc, UnknownJobType):
         return _fail(state, job, None, handler, _failure(exc, permanent=True))
-    except Fail as exc:
+    if isinstance(exc, Fail):
         return _fail(state, job, definition, handler, _failure(exc, permanent=True))
-    except Retry as exc:
+    if isinstance(exc, Retry):
         log.info("job %s asked to retry: %s", job.id, exc.reason, extra={"job_id": job.id})
         failure = Failure(AttemptOutcome.FAILED, exc.reason, "Retry", None, exc.after_s)
         return _fail(state, job, definition, handler, failure)
-    except state.timeout_errors as exc:
+    if isinstance(exc, (CallTimedOut, *state.timeout_errors)):
         failure = dataclasses.replace(
             _failure(exc, outcome=AttemptOutcome.TIMED_OUT),
             error=f"timed out after {job.timeout_s:g}s",
         )
         return _fail(state, job, definition, handler, failure)
-    except Exception as exc:
-        return _fail(state, job, definition, handler, _failure(exc))
-    else:
-        return _succeed(state, job, definition, handler, result, successes)
-    finally:
-        state.leases.release(job.id)
+    return _fail(state, job, definition, handler, _failure(exc))
 
 
 def record_success(state: ProcessState, job: JobRecord, result: Any) -> str:
     """Record an attempt that ran elsewhere (a pod-per-job process) as succeeded."""
     handler = BufferingJobHandler(job.id, job.attempt)
-    return _succeed(state, job, _definition_or_none(state, job), handler, result)
+    return succeed(state, job, _definition_or_none(state, job), handler, result)
 
 
 def record_failure(state: ProcessState, job: JobRecord, failure: Failure) -> str:
@@ -298,7 +179,7 @@ def _failure(
     )
 
 
-def _succeed(
+def succeed(
     state: ProcessState,
     job: JobRecord,
     definition: JobDefinition | None,

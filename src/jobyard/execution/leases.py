@@ -36,6 +36,8 @@ class LeaseKeeper:
         self._owner = owner
         self._on_abandoned = on_abandoned
         self._held: dict[uuid.UUID, int] = {}
+        #: Held jobs that share their call with others (a batch): never handed over.
+        self._shared: set[uuid.UUID] = set()
         #: Jobs this process lost (cancelled, taken over), with when it noticed (monotonic).
         self._lost: dict[uuid.UUID, float] = {}
         self._lock = threading.Lock()
@@ -43,17 +45,26 @@ class LeaseKeeper:
         self._thread = threading.Thread(target=self._loop, name="jobyard-leases", daemon=True)
         self._thread.start()
 
-    def hold(self, job_id: uuid.UUID, attempt: int) -> None:
-        """Start renewing this attempt's lease."""
+    def hold(self, job_id: uuid.UUID, attempt: int, *, shared: bool = False) -> None:
+        """Start renewing this attempt's lease.
+
+        `shared`: the job runs in one call with others (a batch), so losing it never ends the
+        process; its outcome is simply not recorded.
+        """
         with self._lock:
             self._held[job_id] = attempt
             self._lost.pop(job_id, None)
+            if shared:
+                self._shared.add(job_id)
+            else:
+                self._shared.discard(job_id)
 
     def release(self, job_id: uuid.UUID) -> None:
         """Stop renewing (the attempt ended)."""
         with self._lock:
             self._held.pop(job_id, None)
             self._lost.pop(job_id, None)
+            self._shared.discard(job_id)
 
     def holds(self, job_id: uuid.UUID) -> bool:
         """Whether an attempt of this job runs in this process now."""
@@ -114,7 +125,7 @@ class LeaseKeeper:
             overdue = [
                 (job_id, self._held[job_id])
                 for job_id, since in self._lost.items()
-                if job_id in self._held and now - since >= grace_s
+                if job_id in self._held and job_id not in self._shared and now - since >= grace_s
             ]
         for job_id, attempt in overdue:
             self._on_abandoned(job_id, attempt)

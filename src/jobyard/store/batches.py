@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text, update
+from sqlalchemy import Connection, select, text, update
 
 from jobyard.domain.states import AttemptOutcome, JobState
 from jobyard.store import jobs
@@ -47,21 +47,25 @@ def claim_many(
     statement = (
         update(jobs_table)
         .where(J.id.in_(list(job_ids)), J.state == JobState.QUEUED.value)
-        .values(
-            state=JobState.RUNNING.value,
-            updated_at=now,
-            attempt=J.attempt + 1,
-            started_at=now,
-            finished_at=None,
-            lease_owner=owner,
-            lease_expires_at=lease_until,
-            progress=None,
-            progress_message=None,
-        )
+        .values(_claim_values(now, owner, lease_until))
         .returning(*jobs_table.c)
     )
     claimed = [JobRecord.from_row(row) for row in conn.execute(statement).mappings()]
     return {job.id: job for job in claimed}
+
+
+def _claim_values(now: datetime, owner: str, lease_until: datetime) -> dict[str, Any]:
+    return {
+        "state": JobState.RUNNING.value,
+        "updated_at": now,
+        "attempt": J.attempt + 1,
+        "started_at": now,
+        "finished_at": None,
+        "lease_owner": owner,
+        "lease_expires_at": lease_until,
+        "progress": None,
+        "progress_message": None,
+    }
 
 
 _SUCCEED_MANY = text(
@@ -131,3 +135,55 @@ def _success_values(item: Success) -> dict[str, Any]:
         "error_type": None,
         "traceback": None,
     }
+
+
+def claim_queued_of_type(
+    conn: Connection,
+    job_type: str,
+    limit: int,
+    *,
+    now: datetime,
+    owner: str,
+    lease_until: datetime,
+) -> list[JobRecord]:
+    """Take up to `limit` queued jobs of one type to `running` (a batched type's call).
+
+    Highest priority first, then oldest. On PostgreSQL the rows are chosen with `FOR UPDATE
+    SKIP LOCKED`, so workers gathering batches at once never wait on each other or take the
+    same job; the outer guard on `queued` keeps every claim exactly-once either way. Their
+    own broker messages, delivered later, find them no longer queued and are dropped.
+    """
+    if limit <= 0:
+        return []
+    # Materialized: chosen once. As a plain subquery PostgreSQL may run it again per row,
+    # and each run skips the rows just claimed and picks others, past `limit`.
+    chosen = (
+        select(J.id)
+        .where(J.state == JobState.QUEUED.value, J.type == job_type)
+        .order_by(J.priority.desc(), J.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("chosen")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    statement = (
+        update(jobs_table)
+        .add_cte(chosen)
+        .where(J.id.in_(select(chosen.c.id)), J.state == JobState.QUEUED.value)
+        .values(_claim_values(now, owner, lease_until))
+        .returning(*jobs_table.c)
+    )
+    claimed = [JobRecord.from_row(row) for row in conn.execute(statement).mappings()]
+    claimed.sort(key=lambda job: (-job.priority, job.created_at))
+    return claimed
+
+
+def restart_attempt_clock(conn: Connection, job_id: uuid.UUID, attempt: int, now: datetime) -> bool:
+    """Count the running attempt's time from `now` (a batched job run again alone after its
+    batch failed: its `timeout_s` starts over); False if the attempt is no longer running."""
+    result = conn.execute(
+        update(jobs_table)
+        .where(J.id == job_id, J.state == JobState.RUNNING.value, J.attempt == attempt)
+        .values(started_at=now, updated_at=now)
+    )
+    return bool(result.rowcount)

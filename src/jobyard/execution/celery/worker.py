@@ -16,7 +16,8 @@ from celery.exceptions import SecurityWarning, SoftTimeLimitExceeded
 
 from jobyard.app import Yard
 from jobyard.config import Settings
-from jobyard.execution import chunks, executor, hard_cancel
+from jobyard.execution import chunks, claims, executor, hard_cancel
+from jobyard.execution.batching.run import run_claimed
 from jobyard.execution.celery import steps
 from jobyard.execution.celery.app import EXECUTE_TASK, make_celery
 from jobyard.execution.leases import LeaseKeeper
@@ -91,6 +92,7 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
     def execute(task: Task, *job_ids: str) -> str:
         """Run the jobs of one message in order (several only for `dispatch_chunk` pools)."""
         state = holder.get()
+        successes = holder.successes
         if len(job_ids) > 1:
             try:
                 ids = [uuid.UUID(job_id) for job_id in job_ids]
@@ -104,7 +106,7 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
         outcomes = []
         for index, job_id in enumerate(job_ids):
             try:
-                job = executor.claim(state, uuid.UUID(job_id))
+                job = claims.claim(state, uuid.UUID(job_id))
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -113,7 +115,7 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
                 raise task.retry(
                     args=list(job_ids[index:]), countdown=CLAIM_RETRY_S, exc=exc
                 ) from exc
-            outcomes.append("skipped" if job is None else executor.run_attempt(state, job))
+            outcomes.append("skipped" if job is None else run_claimed(state, job, successes()))
         return ",".join(outcomes)
 
     watch = StallWatch(settings.worker.stall_after_s, now=time.monotonic())

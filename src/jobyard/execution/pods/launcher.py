@@ -21,7 +21,7 @@ from typing import Any
 
 from jobyard.domain.states import AttemptOutcome
 from jobyard.events.types import state_event
-from jobyard.execution import executor, overtaken
+from jobyard.execution import claims, executor, overtaken
 from jobyard.execution.executor import Failure, ProcessState
 from jobyard.execution.leases import LeaseKeeper
 from jobyard.execution.owners import owner_id
@@ -315,7 +315,7 @@ class Launcher:
             self._start(job_id)
 
     def _start(self, job_id: uuid.UUID) -> None:
-        job = executor.start_attempt(self.state, job_id, self.runtime.clock())
+        job = claims.start_attempt(self.state, job_id, self.runtime.clock())
         if job is None:
             return  # cancelled meanwhile
         self.state.leases.hold(job.id, job.attempt)
