@@ -100,7 +100,10 @@ class JobDefinition:
         A batched type is called with a batch of one.
         """
         if self.batch is not None:
-            return self.call_batch(BatchContext([ctx], ctx.log), [args])[0]
+            (result,) = self.call_batch(BatchContext([ctx], ctx.log), [args])
+            if isinstance(result, BaseException):
+                raise result
+            return result
         func = self._function()
         model = self.args_model.model_validate(dict(args))
         positional: list[Any] = [ctx] if self.wants_context else []
@@ -112,6 +115,8 @@ class JobDefinition:
 
     def call_batch(self, ctx: BatchContext, items: Sequence[Mapping[str, Any]]) -> list[Any]:
         """Run a batched type's function once for several jobs; one result per job, in order.
+
+        A result that is an exception (`jobyard.Fail("not an image")`) fails that job alone.
 
         Raises:
             BatchResultMismatch: the function did not return a list of one result per item.

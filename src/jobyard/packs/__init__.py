@@ -17,7 +17,11 @@ from jobyard.app import Yard
 from jobyard.errors import ConfigError
 
 #: Pack name → module with a `pack(**options) -> Yard` function.
-PACKS = {"transfer": "jobyard.packs.transfer", "media": "jobyard.packs.media"}
+PACKS = {
+    "transfer": "jobyard.packs.transfer",
+    "media": "jobyard.packs.media",
+    "vision": "jobyard.packs.vision",
+}
 
 
 def load_pack(name: str, options: Mapping[str, Any]) -> Yard:

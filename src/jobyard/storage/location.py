@@ -91,6 +91,19 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_url(url: str) -> str:
+    """A storage URL whose scheme fsspec knows, or ValueError saying what is wrong: for the
+    args of job types that read storage, so a bad URL is a 422 at submit."""
+    import fsspec
+
+    scheme, sep, rest = url.partition("://")
+    if not sep or not rest:
+        raise ValueError(f"{url!r} is not a storage URL (write file://path or s3://bucket/key)")
+    if scheme not in fsspec.available_protocols():
+        raise ValueError(f"unknown storage scheme {scheme!r} in {url}")
+    return url
+
+
 def _filesystem(url: str, options: Mapping[str, Any]) -> tuple[AbstractFileSystem, str]:
     import fsspec  # here, not at import: a pod-per-job process may never touch storage
     from fsspec.core import url_to_fs

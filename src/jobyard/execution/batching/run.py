@@ -55,7 +55,9 @@ def run_batch(
                 return [executor.fail_with(state, first.job, definition, first.handler, exc)]
             return _each_alone(state, attempts, exc)
         outcomes = [
-            executor.succeed(state, a.job, definition, a.handler, result, successes)
+            executor.fail_with(state, a.job, definition, a.handler, result)
+            if isinstance(result, BaseException)
+            else executor.succeed(state, a.job, definition, a.handler, result, successes)
             for a, result in zip(attempts, results, strict=True)
         ]
         successes.flush()
