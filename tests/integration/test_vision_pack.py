@@ -9,15 +9,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
+import cv2 as opencv
 import pytest
-from skimage import data
+import skimage.data
 
 from jobyard.dispatch import submit
 from jobyard.errors import InvalidArgs
 from jobyard.store import artifacts
 from tests.factories import Backend, Stack, attempts, finished, make_settings
 
+# Typed loosely: OpenCV's stubs and scikit-image's (absent) types disagree with their runtime.
+cv2: Any = opencv
+data: Any = skimage.data
 #: Where Eileen Collins's face is in `skimage.data.astronaut()` (x, y, width, height).
 ASTRONAUT_FACE = (177, 66, 95, 95)
 PACK = {"pool": "media", "batch_size": 8, "models": {"bright": "tests.yards.vision_model:make"}}
