@@ -234,3 +234,34 @@ def test_charts_draw_stored_history_on_a_fresh_load(page: Page, dashboard: Dashb
     _submit_api(url, "t.echo", {"message": "live"})
     expect(total).not_to_have_text(f"{before} finished in the last 15 minutes")  # live
     screenshot(page, "overview-history")
+
+
+def test_reprocess_every_matching_job_with_progress(page: Page, dashboard: Dashboard) -> None:
+    url = dashboard.url
+    marker = uuid.uuid4().hex[:8]
+    ids = [_submit_api(url, "t.echo", {"message": f"{marker}-{n}"}) for n in range(5)]
+    for job_id in ids:
+        wait_for(
+            lambda job_id=job_id: (
+                httpx.get(f"{url}/api/v1/jobs/{job_id}").json()["state"] == "succeeded" or None
+            ),
+            what=f"job {job_id} to succeed",
+        )
+    page.goto(f"{url}/jobs?type=t.echo&state=succeeded")
+    page.click("#rerun-campaign summary")
+    page.fill("#rerun-form input[name=args_patch]", '{"count": 7}')
+    page.fill("#rerun-form input[name=rate]", "3")  # several steps: the bar moves
+    page.click("#rerun-form button[type=submit]")
+    status = page.locator("#rerun-status")
+    expect(status).to_contain_text(" left", timeout=10_000)
+    expect(status).to_contain_text(", 0 left", timeout=60_000)
+    screenshot(page, "jobs-rerun")
+    listed = httpx.get(f"{url}/api/v1/jobs", params={"type": "t.echo", "limit": 500}).json()
+    copies = {job["rerun_of"]: job for job in listed["items"] if job["rerun_of"] in ids}
+    assert set(copies) == set(ids)
+    assert all(job["args"]["count"] == 7 for job in copies.values())
+
+    page.click("#rerun-form button[type=submit]")  # again: resumes, nothing left to submit
+    expect(status).to_contain_text("(0 now), 0 left")
+    page.goto(f"{url}/jobs/{copies[ids[0]]['id']}")
+    expect(page.locator("#rerun-of")).to_have_text(ids[0])

@@ -23,6 +23,7 @@ from jobyard.api.routes import (
     history,
     jobs,
     pools,
+    reruns,
     schedules,
 )
 from jobyard.api.security_headers import SecurityHeaders
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None
     app.add_middleware(BodyGuard, web=settings.web)
     app.add_middleware(SecurityHeaders)
     problems.install(app)
+    app.include_router(reruns.router)
     app.include_router(jobs.router)
     app.include_router(artifacts.router)
     app.include_router(audit.router)

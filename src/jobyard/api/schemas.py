@@ -113,6 +113,7 @@ class JobPublic(BaseModel):
     run_after: datetime | None
     schedule_id: uuid.UUID | None = Field(None, description="The schedule that fired it.")
     scheduled_for: datetime | None = Field(None, description="Its planned fire time.")
+    rerun_of: uuid.UUID | None = Field(None, description="The job this one re-runs.")
     attempts: list[AttemptPublic] | None = None
     artifacts: list[ArtifactPublic] | None = Field(
         None, description="Files the job wrote (on the single-job answer)."

@@ -22,6 +22,7 @@ from jobyard.cli import (
     pods_cmd,
     pools_cmd,
     processes,
+    rerun_cmd,
     schedules_cmd,
     up_cmd,
 )
@@ -72,6 +73,7 @@ def root(
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+jobs_cmd.jobs_app.command("rerun")(rerun_cmd.rerun)
 app.add_typer(jobs_cmd.jobs_app, name="jobs")
 app.add_typer(config_cmd.config_app, name="config")
 app.add_typer(db_cmd.db_app, name="db")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,8 @@ class JobRequest:
     args: dict[str, Any] = field(default_factory=dict)
     priority: int | None = None
     idempotency_key: str | None = None
+    #: The job this one re-runs (`jobs rerun`).
+    rerun_of: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,7 @@ def _new_row(
         "timeout_s": definition.timeout_s,
         "idempotency_key": request.idempotency_key,
         "submitted_by": submitted_by,
+        "rerun_of": request.rerun_of,
         "created_at": now,
         "updated_at": now,
     }

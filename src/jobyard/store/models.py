@@ -86,9 +86,12 @@ class Job(Base):
     #: outlives a deleted schedule). Unique together: a tick fires once, whatever races.
     schedule_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The job this one re-runs (`jobyard jobs rerun`); no foreign key, as for schedules.
+    rerun_of: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
     __table_args__ = (
         Index(None, "state", "pool"),
+        Index(None, "rerun_of"),
         Index(None, "type", "id"),
         Index(None, "pool", "id"),
         Index(None, "state", "id"),

@@ -43,6 +43,7 @@ class JobRecord:
     finished_at: datetime | None
     schedule_id: uuid.UUID | None
     scheduled_for: datetime | None
+    rerun_of: uuid.UUID | None
 
     @classmethod
     def from_new_row(cls, row: Mapping[str, Any]) -> JobRecord:

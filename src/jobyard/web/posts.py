@@ -157,7 +157,7 @@ async def rerun(job_id: uuid.UUID, request: Request, runtime: RuntimeDep) -> Res
             raise InvalidRequest("args must be a JSON object")
         job = submit.submit_one(
             runtime,
-            submit.JobRequest(original.type, args, original.priority),
+            submit.JobRequest(original.type, args, original.priority, rerun_of=original.id),
             submitted_by=principal_of(request).name,
         ).job
     except json.JSONDecodeError as exc:

@@ -222,6 +222,68 @@
     connect("", () => refreshPools());
   }
 
+  /* Re-process: step through POST /api/v1/jobs/rerun (one transaction of re-runs per call)
+   * at the chosen rate, moving the progress bar, until nothing matching is left. The campaign
+   * is named by its filter, so starting it again resumes it. */
+  function rerunCampaign() {
+    const form = document.getElementById("rerun-form");
+    if (!form) return;
+    const bar = form.querySelector(".bar");
+    const status = document.getElementById("rerun-status");
+    const stop = form.querySelector("button[name=stop]");
+    let stopping = false;
+    stop.addEventListener("click", () => { stopping = true; });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      let patch;
+      try {
+        patch = JSON.parse(form.elements.args_patch.value || "{}");
+      } catch (error) {
+        status.textContent = `args patch is not valid JSON: ${error.message}`;
+        return;
+      }
+      const rate = Math.max(1, Number(form.elements.rate.value) || 50);
+      const body = {
+        type: form.elements.type.value,
+        states: [form.elements.state.value],
+        args_patch: patch,
+        limit: Math.min(1000, Math.ceil(rate)),
+      };
+      if (form.elements.since.value) body.since = new Date(form.elements.since.value).toISOString();
+      stopping = false;
+      stop.disabled = false;
+      form.querySelector("button[type=submit]").disabled = true;
+      let submitted = 0;
+      try {
+        for (;;) {
+          const began = Date.now();
+          const response = await fetch("/api/v1/jobs/rerun", {
+            method: "POST",
+            headers: { "content-type": "application/json", "X-CSRF-Token": form.dataset.csrf },
+            body: JSON.stringify(body),
+          });
+          const answer = await response.json();
+          if (!response.ok) { status.textContent = `stopped: ${answer.message}`; break; }
+          submitted += answer.submitted.length;
+          const share = answer.matched ? answer.done / answer.matched : 1;
+          bar.style.width = `${Math.round(share * 100)}%`;
+          status.textContent = `campaign ${answer.campaign}: ${answer.done} of ${answer.matched} re-run`
+            + ` (${submitted} now), ${answer.remaining} left`;
+          if (!answer.remaining || !answer.submitted.length) break;
+          if (stopping) { status.textContent += " — stopped; start again to resume"; break; }
+          const pause = (answer.submitted.length / rate) * 1000 - (Date.now() - began);
+          if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+        }
+      } catch (error) {
+        status.textContent = `stopped: ${error.message}; start again to resume`;
+      } finally {
+        stop.disabled = true;
+        form.querySelector("button[type=submit]").disabled = false;
+      }
+    });
+  }
+  rerunCampaign();
+
   /* The submit form reloads for the chosen job type (no inline handler: CSP). */
   document.body.addEventListener("change", (event) => {
     if (event.target.id === "submit-type") event.target.form.submit();
