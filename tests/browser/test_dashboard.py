@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -241,12 +242,7 @@ def test_reprocess_every_matching_job_with_progress(page: Page, dashboard: Dashb
     marker = uuid.uuid4().hex[:8]
     ids = [_submit_api(url, "t.echo", {"message": f"{marker}-{n}"}) for n in range(5)]
     for job_id in ids:
-        wait_for(
-            lambda job_id=job_id: (
-                httpx.get(f"{url}/api/v1/jobs/{job_id}").json()["state"] == "succeeded" or None
-            ),
-            what=f"job {job_id} to succeed",
-        )
+        wait_for(partial(_succeeded, url, job_id), what=f"job {job_id} to succeed")
     page.goto(f"{url}/jobs?type=t.echo&state=succeeded")
     page.click("#rerun-campaign summary")
     page.fill("#rerun-form input[name=args_patch]", '{"count": 7}')
@@ -265,3 +261,7 @@ def test_reprocess_every_matching_job_with_progress(page: Page, dashboard: Dashb
     expect(status).to_contain_text("(0 now), 0 left")
     page.goto(f"{url}/jobs/{copies[ids[0]]['id']}")
     expect(page.locator("#rerun-of")).to_have_text(ids[0])
+
+
+def _succeeded(url: str, job_id: str) -> bool | None:
+    return httpx.get(f"{url}/api/v1/jobs/{job_id}").json()["state"] == "succeeded" or None
