@@ -114,7 +114,8 @@ def test_expressions_use_only_metrics_jobyard_exports(
     assert used and used <= exported, used - exported
     for expression in _expressions():  # the label names used exist on those metrics
         for label in re.findall(r"by \(([^)]*)\)", expression):
-            assert set(label.replace(" ", "").split(",")) <= {"pool", "type", "state", "le"}
+            labels = set(label.replace(" ", "").split(","))
+            assert labels <= {"pool", "type", "state", "le", "worker", "gpu"}
 
 
 def test_the_dashboard_shows_what_the_issue_lists() -> None:

@@ -134,6 +134,7 @@ class JobyardCollector(Collector):
             alive.add_metric([pool], alive_counts[pool])
             stalled.add_metric([pool], stalled_counts[pool])
         yield from (depth, running, oldest, alive, stalled)
+        yield from _gpu_metrics(live)
 
     def _duration_metric(self) -> Metric:
         until = self._runtime.clock() - timedelta(seconds=SCAN_LAG_S)
@@ -166,3 +167,26 @@ def make_registry(runtime: Runtime) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JobyardCollector(runtime))
     return registry
+
+
+def _gpu_metrics(live: list[WorkerRecord]) -> Iterator[Metric]:
+    """Each live worker's GPUs, from its last heartbeat; no series where there are none."""
+    labels = ["pool", "worker", "gpu", "model"]
+    busy = GaugeMetricFamily(
+        f"{METRIC_PREFIX}_worker_gpu_utilization_ratio",
+        "Share of the last sample period a worker's GPU was busy (NVML), 0 to 1.",
+        labels=labels,
+    )
+    used = GaugeMetricFamily(
+        f"{METRIC_PREFIX}_worker_gpu_memory_used_bytes", "GPU memory in use.", labels=labels
+    )
+    total = GaugeMetricFamily(
+        f"{METRIC_PREFIX}_worker_gpu_memory_total_bytes", "GPU memory in all.", labels=labels
+    )
+    for worker in live:
+        for gpu in worker.gpus or []:
+            values = [worker.pool, worker.id, str(gpu.get("index", "")), str(gpu.get("name", ""))]
+            busy.add_metric(values, float(gpu.get("utilization", 0.0)))
+            used.add_metric(values, float(gpu.get("memory_used_bytes", 0)))
+            total.add_metric(values, float(gpu.get("memory_total_bytes", 0)))
+    yield from (busy, used, total)

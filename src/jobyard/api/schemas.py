@@ -242,6 +242,11 @@ class WorkerPublic(BaseModel):
     #: When its consumer stalled; null while it consumes.
     stalled_since: datetime | None
     alive: bool
+    gpus: list[dict[str, Any]] | None = Field(
+        None,
+        description="Its host's visible GPUs at the last heartbeat: index, uuid, name, "
+        "utilization (0 to 1), memory_used_bytes, memory_total_bytes; null without any.",
+    )
 
     @classmethod
     def of(cls, record: WorkerRecord, *, alive: bool) -> WorkerPublic:

@@ -20,6 +20,11 @@ def _per_pool(expression: str) -> str:
     return f"max by (pool) ({expression})"
 
 
+def _per_gpu(expression: str) -> str:
+    """One series per worker GPU, whichever web replica exported it."""
+    return f"max by (pool, worker, gpu) ({expression})"
+
+
 def _finished_rate(state: str | None, window: str) -> str:
     selector = f'{{state="{state}"}}' if state else ""
     return f"sum by (pool) (max by (pool, type, state) (rate({RUN_COUNT}{selector}[{window}])))"
@@ -152,7 +157,8 @@ def _quantile(q: float) -> str:
 
 
 def grafana_dashboard() -> dict[str, Any]:
-    """A Grafana dashboard: throughput, queue depth and latency per pool, failures, workers."""
+    """A Grafana dashboard: throughput, queue depth and latency per pool, failures, workers,
+    and how busy each worker's GPUs are."""
     pool = '{pool=~"$pool"}'
     specs: list[tuple[str, dict[str, str], str]] = [
         (
@@ -189,6 +195,16 @@ def grafana_dashboard() -> dict[str, Any]:
                 "{{pool}} running": _per_pool(f"jobyard_jobs_running{pool}"),
             },
             "short",
+        ),
+        (
+            "GPU busy per worker",
+            {"{{worker}} GPU {{gpu}}": _per_gpu(f"jobyard_worker_gpu_utilization_ratio{pool}")},
+            "percentunit",
+        ),
+        (
+            "GPU memory used per worker",
+            {"{{worker}} GPU {{gpu}}": _per_gpu(f"jobyard_worker_gpu_memory_used_bytes{pool}")},
+            "bytes",
         ),
     ]
     panels = [

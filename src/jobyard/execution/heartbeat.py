@@ -1,7 +1,8 @@
 """Worker heartbeats: a row per worker (or pod-per-job launcher) process, refreshed on a timer.
 
 Each beat also samples whether the worker consumes (`stall_watch`): its free slots against
-its queue's length in the broker. The row then says whether the consumer is stalled.
+its queue's length in the broker. The row then says whether the consumer is stalled, and
+how busy the host's visible GPUs are (`gpu`), where it has any.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from jobyard.errors import ServiceUnavailable
+from jobyard.execution.gpu import GpuProbe
 from jobyard.execution.stall_watch import StallWatch
 from jobyard.runtime import Runtime
 from jobyard.store import workers
@@ -54,6 +56,7 @@ class Heartbeat:
             stopped_at=None,
         )
         self._runtime = runtime
+        self._gpus = GpuProbe(os.environ)
         self._watch = watch
         self._busy_slots = busy_slots
         self._stop = threading.Event()
@@ -68,8 +71,9 @@ class Heartbeat:
         """Sample the consumer's health, then refresh the heartbeat row."""
         now = self._runtime.clock()
         stalled_since = self._sample_consumption(now)
+        gpus = self._gpus.sample() if self._gpus.available else None
         with self._runtime.db.write() as conn:
-            workers.heartbeat(conn, self.record, now, stalled_since=stalled_since)
+            workers.heartbeat(conn, self.record, now, stalled_since=stalled_since, gpus=gpus)
 
     def _sample_consumption(self, now: datetime) -> datetime | None:
         """Feed the stall watch; when the consumer stalled, as a wall-clock time."""

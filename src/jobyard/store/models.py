@@ -166,6 +166,8 @@ class Worker(Base):
     #: A Kubernetes pod-per-job launcher: the nodes matching its pool's selector, with what
     #: they can allocate (`[{"name", "cpu", "memory", "gpu", "ready"}]`), for /capacity.
     nodes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    #: The host's visible GPUs at the last heartbeat: utilisation and memory (`execution.gpu`).
+    gpus: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
 
     __table_args__ = (Index(None, "pool", "heartbeat_at"),)
 

@@ -102,6 +102,8 @@ class WorkerRecord:
     stopped_at: datetime | None
     stalled_since: datetime | None = None
     nodes: list[dict[str, Any]] | None = None
+    #: The host's visible GPUs at the last heartbeat (`execution.gpu`); None without any.
+    gpus: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,18 @@ W = workers_table.c
 
 
 def heartbeat(
-    conn: Connection, worker: WorkerRecord, now: datetime, *, stalled_since: datetime | None = None
+    conn: Connection,
+    worker: WorkerRecord,
+    now: datetime,
+    *,
+    stalled_since: datetime | None = None,
+    gpus: list[dict[str, Any]] | None = None,
 ) -> None:
     """Register the worker on first call, then move its heartbeat forward.
 
     Args:
         stalled_since: when its consumer stalled; None while it consumes.
+        gpus: its host's visible GPUs as sampled now; None without any.
     """
     result = conn.execute(
         update(workers_table)
@@ -29,11 +35,12 @@ def heartbeat(
             stopped_at=None,
             concurrency=worker.concurrency,
             stalled_since=stalled_since,
+            gpus=gpus,
         )
     )
     if not result.rowcount:
         values = {name: getattr(worker, name) for name in WorkerRecord.__slots__}
-        values.update(heartbeat_at=now, stopped_at=None, stalled_since=stalled_since)
+        values.update(heartbeat_at=now, stopped_at=None, stalled_since=stalled_since, gpus=gpus)
         conn.execute(workers_table.insert().values(**values))
 
 
