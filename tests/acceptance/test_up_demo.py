@@ -9,6 +9,7 @@ import subprocess
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -25,8 +26,12 @@ EXPECTED = {
 def test_up_demo_runs_every_demo_job(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
-    # The demo enables the transfer pack; this test's file server is on 127.0.0.1.
-    env["JOBYARD_PACKS"] = '{"transfer": {"allow_networks": ["127.0.0.0/8"]}}'
+    # The demo enables the transfer pack (this test's file server is on 127.0.0.1); the media
+    # and vision packs, whose wheels the demo install leaves out, are enabled here.
+    env["JOBYARD_PACKS"] = (
+        '{"transfer": {"allow_networks": ["127.0.0.0/8"]}, "media": {}, "vision": {}}'
+    )
+    video, photo = _media_inputs(tmp_path)
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "data.csv").write_bytes(b"id,value\n" + b"1,2\n" * 50_000)
     site = subprocess.Popen(
@@ -65,6 +70,7 @@ def test_up_demo_runs_every_demo_job(tmp_path: Path) -> None:
         served = httpx.get(f"{base}{artifact['download']}")
         assert served.content == (tmp_path / "site" / "data.csv").read_bytes()
         assert (tmp_path / ".jobyard" / "artifacts" / fetched / "data.csv").exists()
+        _check_media_and_vision(base, video, photo)
         flaky = httpx.get(f"{base}/api/v1/jobs/{submitted['demo.flaky']}").json()
         assert [a["outcome"] for a in flaky["attempts"]] == ["failed", "succeeded"]
         logs = httpx.get(f"{base}/api/v1/jobs/{submitted['demo.progress']}/logs").json()
@@ -116,6 +122,54 @@ def test_up_demo_runs_every_demo_job(tmp_path: Path) -> None:
         assert noise not in output, noise
     assert "job demo.flaky" in output and "attempt 1 failed" in output
     assert "attempt 2 succeeded" in output
+
+
+def _media_inputs(folder: Path) -> tuple[Path, Path]:
+    """A 10 s test-pattern video with a tone (made by ffmpeg) and a photograph with a face."""
+    import cv2
+    import skimage.data
+
+    from jobyard.packs.media import ffmpeg
+
+    astronaut: Any = skimage.data.astronaut  # scikit-image ships no types
+
+    video = folder / "clip.mp4"
+    subprocess.run(
+        [ffmpeg.binary(), "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "testsrc=duration=10:size=320x240:rate=25",
+         "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
+         "-c:v", "libx264", "-c:a", "aac", "-shortest", str(video)],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    photo = folder / "astronaut.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    return video, photo
+
+
+def _check_media_and_vision(base: str, video: Path, photo: Path) -> None:
+    """media.transcode, media.thumbnail and vision.detect through `up`, outputs served back."""
+    jobs = {
+        "transcode": _submit(base, "media.transcode", {"source": f"file://{video}", "height": 120}),
+        "thumbnail": _submit(base, "media.thumbnail", {"source": f"file://{video}", "at_s": 5}),
+        "detect": _submit(
+            base,
+            "vision.detect",
+            {"image": f"file://{photo}", "detector": "faces", "annotate": True},
+        ),
+    }
+    for name, job_id in jobs.items():
+        job = wait_for(partial(_terminal, base, job_id), timeout_s=120, what=name)
+        assert job["state"] == "succeeded", job
+    transcoded = httpx.get(f"{base}/api/v1/jobs/{jobs['transcode']}").json()
+    assert 9.5 < transcoded["result"]["duration_s"] < 10.5
+    assert transcoded["result"]["streams"][0]["height"] == 120
+    for name, suffix, magic in [("thumbnail", "jpg", b"\xff\xd8"), ("detect", "jpg", b"\xff\xd8")]:
+        (artifact,) = httpx.get(f"{base}/api/v1/jobs/{jobs[name]}").json()["artifacts"]
+        assert artifact["name"].endswith(suffix)
+        assert httpx.get(f"{base}{artifact['download']}").content.startswith(magic)
+    detected = httpx.get(f"{base}/api/v1/jobs/{jobs['detect']}").json()["result"]
+    assert [d["label"] for d in detected["detections"]] == ["face"]
 
 
 def _ready(base: str) -> bool:

@@ -81,6 +81,7 @@ def test_detections_on_real_photographs(
             {"image": photos["astronaut"], "detector": "faces", "annotate": True},
             {"image": photos["coffee"], "detector": "faces"},
             {"image": photos["rocket"], "detector": "people"},
+            {"image": photos["coffee"], "detector": "people"},
             {"image": photos["text"], "detector": "faces"},
             {"image": photos["missing"], "detector": "faces"},
             *[{"image": photos[name], "detector": "bright"} for name in ("coffee", "rocket")],
@@ -88,7 +89,7 @@ def test_detections_on_real_photographs(
         ],
     )
     vision.worker("media")
-    face, coffee, people, text, missing, bright1, bright2, small = [
+    face, coffee, people, nobody, text, missing, bright1, bright2, small = [
         finished(vision, job_id) for job_id in ids
     ]
 
@@ -115,6 +116,8 @@ def test_detections_on_real_photographs(
         bx, by, bw, bh = detection["box"]
         assert detection["label"] == "person"
         assert 0 <= bx and 0 <= by and bx + bw <= 640 + 16 and by + bh <= 427 + 16
+
+    assert nobody.state.value == "succeeded" and nobody.result["detections"] == []
 
     assert text.state.value == "failed" and "is not an image" in (text.error or "")
     assert missing.state.value == "failed" and "cannot read" in (missing.error or "")

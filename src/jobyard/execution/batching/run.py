@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from jobyard.app import JobDefinition
 from jobyard.context import BatchContext
+from jobyard.errors import UnknownJobType
 from jobyard.execution import executor
 from jobyard.execution.batching.gather import gather
 from jobyard.execution.chunks import BulkSuccesses
@@ -28,8 +29,11 @@ log = logging.getLogger(__name__)
 
 def run_claimed(state: executor.ProcessState, job: JobRecord, successes: BulkSuccesses) -> str:
     """Run a claimed job: alone, or in a batch of its type when the type is batched."""
-    definition = state.runtime.yard.jobs.get(job.type)
-    if definition is None or definition.batch is None or definition.batch.max_size == 1:
+    try:
+        definition = state.runtime.yard.definition(job.type)
+    except UnknownJobType:
+        return executor.run_attempt(state, job)  # which records why it cannot run
+    if definition.batch is None or definition.batch.max_size == 1:
         return executor.run_attempt(state, job)
     claimed = gather(state, job, definition.batch)
     return ",".join(run_batch(state, definition, claimed, successes))

@@ -69,12 +69,16 @@ class HogPeople:
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
 
     def detect(self, images: Sequence[Image]) -> list[list[Detection]]:
+        import numpy as np
+
         found = []
         for image in images:
             boxes, weights = self._hog.detectMultiScale(
                 image, winStride=(8, 8), padding=(8, 8), scale=1.05
             )
-            found.append(_suppressed("person", boxes, [float(w) for w in weights.ravel()]))
+            # An image without people gives an empty tuple rather than an array.
+            scores = [float(w) for w in np.ravel(weights)] if len(weights) else []
+            found.append(_suppressed("person", boxes, scores))
         return found
 
 
