@@ -137,6 +137,9 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
 
 
 def bench_celery(jobs: int, workers: int, logs: Path) -> Row:
+    # The producer here and the worker process must use the same Redis database: the app
+    # reads its broker from the environment when the module is first imported.
+    os.environ["BENCH_BROKER"] = os.environ["BENCH_COUNTER"] = REDIS
     from bench import raw_celery
 
     row = Row("raw Celery (Redis, no result store)")

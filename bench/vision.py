@@ -105,6 +105,9 @@ class GpuBusy:
 
 
 def bench_celery(paths: list[str], workers: int, detector: str, logs: Path) -> Row:
+    # The producer here and the worker process must use the same Redis database: the app
+    # reads its broker from the environment when the module is first imported.
+    os.environ["BENCH_BROKER"] = os.environ["BENCH_COUNTER"] = REDIS
     from bench import raw_vision
 
     client = redis.Redis.from_url(REDIS)

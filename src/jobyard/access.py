@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from jobyard.domain.roles import Role
@@ -222,6 +223,20 @@ def record(
     client: str | None = None,
 ) -> None:
     """Append to the audit log."""
+    with runtime.db.write() as conn:
+        record_in(conn, runtime, principal, action, target, details, client)
+
+
+def record_in(
+    conn: Connection,
+    runtime: Runtime,
+    principal: Principal,
+    action: str,
+    target: Any = None,
+    details: dict[str, Any] | None = None,
+    client: str | None = None,
+) -> None:
+    """Append to the audit log in the caller's transaction (with the change it records)."""
     row = {
         "at": runtime.clock(),
         "actor": principal.name,
@@ -231,8 +246,7 @@ def record(
         "details": details,
         "client": client,
     }
-    with runtime.db.write() as conn:
-        audit.append(conn, row)
+    audit.append(conn, row)
 
 
 def _touch(runtime: Runtime, key: KeyRecord) -> None:

@@ -1,10 +1,15 @@
 """Transactional outbox: publish after commit, and re-publish what never got out.
 
-A job row is committed before its message is sent. If the send fails (broker down, process
-killed in between) the row stays `queued` with `dispatched_at` unset, and the scheduler's
-`redispatch_stale` publishes it later. A duplicate message is harmless: the worker's guarded
-claim turns it into a no-op. Jobs of pod-per-job pools get no message: their launcher takes
-them from the database, so they are only marked dispatched.
+A job row is committed before its message is sent. If the send fails (broker down) the row
+stays `queued` with `dispatched_at` unset, and the scheduler's `redispatch_stale` publishes it
+later. A duplicate message is harmless: the worker's guarded claim turns it into a no-op. Jobs
+of pod-per-job pools get no message: their launcher takes them from the database, so they are
+only marked dispatched.
+
+New submits (`publish_new`) are stored already marked dispatched, which saves a second
+transaction per submit: a failed send clears the mark at once, and a submitter killed between
+its commit and its send leaves a job the lost-message heal publishes (its queue is empty while
+the job waits), exactly as after a broker that lost the message.
 """
 
 from __future__ import annotations
@@ -45,6 +50,31 @@ def publish_committed(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
         return False
     with runtime.db.write() as conn:
         outbox_queries.mark_dispatched(conn, [d.id for d in dispatches], runtime.clock())
+    return True
+
+
+def publish_new(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
+    """Publish jobs that were stored already marked dispatched; on a failed send, clear the
+    mark so `redispatch_stale` publishes them once the broker is back.
+
+    Returns:
+        False when the broker was unreachable.
+    """
+    launched = runtime.settings.launched_queues
+    try:
+        runtime.publisher.publish([d for d in dispatches if d.queue not in launched])
+    except ServiceUnavailable as exc:
+        log.warning(
+            "broker unavailable; %d job(s) stay in the outbox for re-dispatch",
+            len(dispatches),
+            extra={"action": "publish_deferred", "error": str(exc)},
+        )
+        try:
+            with runtime.db.write() as conn:
+                outbox_queries.mark_undispatched(conn, [d.id for d in dispatches])
+        except Exception as again:  # the database is gone too: the lost-message heal has them
+            log.warning("could not clear their dispatch mark: %s", again)
+        return False
     return True
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import Connection
 
 from jobyard.app import JobDefinition
 from jobyard.dispatch import outbox
@@ -52,14 +54,27 @@ class Submitted:
     created: bool
 
 
-def submit_one(runtime: Runtime, request: JobRequest, *, submitted_by: str | None) -> Submitted:
+#: Writes more rows (an audit entry) in the transaction that stores the new jobs.
+OnStored = Callable[[Connection, list[JobRecord]], None]
+
+
+def submit_one(
+    runtime: Runtime,
+    request: JobRequest,
+    *,
+    submitted_by: str | None,
+    on_stored: OnStored | None = None,
+) -> Submitted:
     """Validate, store and publish one job.
 
     Raises:
         InvalidRequest: unknown type, invalid or oversized args, bad priority.
         IdempotencyConflict: the key belongs to a job with another type or args.
     """
-    return submit_many(runtime, [request], submitted_by=submitted_by, batch=False)[0]
+    outcome = submit_many(
+        runtime, [request], submitted_by=submitted_by, batch=False, on_stored=on_stored
+    )
+    return outcome[0]
 
 
 def submit_many(
@@ -68,8 +83,11 @@ def submit_many(
     *,
     submitted_by: str | None,
     batch: bool = True,
+    on_stored: OnStored | None = None,
 ) -> list[Submitted]:
     """Validate all, store all in one transaction, then publish; all or nothing.
+
+    `on_stored` runs in that transaction with the jobs it created (none: not called).
 
     Raises:
         BatchTooLarge: over 10,000 jobs.
@@ -81,10 +99,11 @@ def submit_many(
         raise InvalidRequest("the batch is empty: send at least one job")
     now = runtime.clock()
     rows = _validated_rows(runtime, requests, submitted_by, now, batch=batch)
-    outcome = _store(runtime, rows)
+    outcome = _store(runtime, rows, on_stored)
     fresh = [s.job for s in outcome if s.created]
-    runtime.events.publish([state_event(job) for job in fresh])
-    outbox.publish_committed(runtime, [Dispatch.of(j) for j in fresh])
+    if fresh:
+        runtime.events.publish([state_event(job) for job in fresh])
+        outbox.publish_new(runtime, [Dispatch.of(j) for j in fresh])
     return outcome
 
 
@@ -209,6 +228,8 @@ def _new_row(
         "rerun_of": request.rerun_of,
         "created_at": now,
         "updated_at": now,
+        # Marked sent in the same transaction; a failed send clears it (`outbox.publish_new`).
+        "dispatched_at": now,
     }
 
 
@@ -216,7 +237,9 @@ def _new_row(
 STORE_TRIES = 3
 
 
-def _store(runtime: Runtime, rows: list[dict[str, Any]]) -> list[Submitted]:
+def _store(
+    runtime: Runtime, rows: list[dict[str, Any]], on_stored: OnStored | None
+) -> list[Submitted]:
     """Insert the rows, answering with the stored job for keys already used.
 
     Concurrent submits with one key race on the unique index: the loser reads the winner's
@@ -224,7 +247,7 @@ def _store(runtime: Runtime, rows: list[dict[str, Any]]) -> list[Submitted]:
     """
     for tries_left in reversed(range(STORE_TRIES)):
         try:
-            return _store_once(runtime, rows)
+            return _store_once(runtime, rows, on_stored)
         except Exception as exc:
             if not is_unique_violation(exc) or not tries_left:
                 if is_unique_violation(exc):
@@ -236,7 +259,9 @@ def _store(runtime: Runtime, rows: list[dict[str, Any]]) -> list[Submitted]:
     raise AssertionError("unreachable")
 
 
-def _store_once(runtime: Runtime, rows: list[dict[str, Any]]) -> list[Submitted]:
+def _store_once(
+    runtime: Runtime, rows: list[dict[str, Any]], on_stored: OnStored | None
+) -> list[Submitted]:
     keyed = [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]
     with runtime.db.write() as conn:
         existing = jobs.by_idempotency_keys(conn, keyed) if keyed else {}
@@ -248,11 +273,13 @@ def _store_once(runtime: Runtime, rows: list[dict[str, Any]]) -> list[Submitted]
             else:
                 new_rows.append(row)
         jobs.insert_many(conn, new_rows)
-    created_ids = {r["id"] for r in new_rows}
+        created = {r["id"]: JobRecord.from_new_row(r) for r in new_rows}
+        if on_stored is not None and created:
+            on_stored(conn, list(created.values()))
     return [
-        Submitted(existing[r["idempotency_key"]], False)
-        if r["id"] not in created_ids
-        else Submitted(JobRecord.from_new_row(r), True)
+        Submitted(created[r["id"]], True)
+        if r["id"] in created
+        else Submitted(existing[r["idempotency_key"]], False)
         for r in rows
     ]
 

@@ -42,6 +42,16 @@ _MARK_DISPATCHED = text(
 )
 
 
+def mark_undispatched(conn: Connection, ids: Sequence[uuid.UUID]) -> None:
+    """Note that these queued jobs, stored as dispatched, never reached the broker."""
+    for start in range(0, len(ids), 500):
+        conn.execute(
+            update(jobs_table)
+            .where(J.id.in_(ids[start : start + 500]), J.state == JobState.QUEUED.value)
+            .values(dispatched_at=None)
+        )
+
+
 def undispatched(conn: Connection, *, updated_before: datetime, limit: int) -> list[Dispatch]:
     """Queued jobs whose message never reached the broker (the outbox backlog)."""
     rows = conn.execute(

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy import Connection
 
 from jobyard import access, actions
 from jobyard.api.auth import Operator, Viewer, client_of
@@ -26,6 +27,7 @@ from jobyard.domain.limits import MAX_PAGE_SIZE
 from jobyard.domain.states import JobState
 from jobyard.domain.storable import MAX_INT
 from jobyard.store import artifacts, jobs, logs
+from jobyard.store.records import JobRecord
 
 JSON_TYPE = "application/json"
 
@@ -55,13 +57,15 @@ def create_job(
     body: JobCreate, runtime: RuntimeDep, response: Response, caller: Operator, request: Request
 ) -> JobPublic:
     """Submit a job. 201 when created; 200 with the stored job when the idempotency key matched."""
-    outcome = submit.submit_one(runtime, _request(body), submitted_by=caller.name)
+    client = client_of(request)
+
+    def audit(conn: Connection, created: list[JobRecord]) -> None:
+        details = {"type": body.type}
+        access.record_in(conn, runtime, caller, "job.submit", created[0].id, details, client)
+
+    outcome = submit.submit_one(runtime, _request(body), submitted_by=caller.name, on_stored=audit)
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
-    else:
-        access.record(
-            runtime, caller, "job.submit", outcome.job.id, {"type": body.type}, client_of(request)
-        )
     return JobPublic.of(outcome.job)
 
 
@@ -76,11 +80,13 @@ def create_batch(
 ) -> Response:
     """Submit up to 10,000 jobs in one transaction: all are stored, or none."""
     requests = [_request(job) for job in body.jobs]
-    outcome = submit.submit_many(runtime, requests, submitted_by=caller.name)
-    created = [s.job.id for s in outcome if s.created]
-    if created:
+    client = client_of(request)
+
+    def audit(conn: Connection, created: list[JobRecord]) -> None:
         details = {"jobs": len(created), "types": sorted({j.type for j in body.jobs})}
-        access.record(runtime, caller, "job.submit_batch", created[0], details, client_of(request))
+        access.record_in(conn, runtime, caller, "job.submit_batch", created[0].id, details, client)
+
+    outcome = submit.submit_many(runtime, requests, submitted_by=caller.name, on_stored=audit)
     created_count = sum(1 for s in outcome if s.created)
     listed = [JobPublic.trusted(s.job) for s in outcome]
     document = BatchCreated.model_construct(created=created_count, jobs=listed)
