@@ -75,3 +75,19 @@ def test_broker_restart_losing_messages_is_healed(outage_stack: tuple[Stack, int
         stack.worker("general")
         done = [finished(stack, job_id, timeout_s=60) for job_id in ids]
     assert {job.state for job in done} == {JobState.SUCCEEDED}
+
+
+def test_submitter_killed_between_commit_and_publish(outage_stack: tuple[Stack, int]) -> None:
+    """A submit stores its row marked as sent and then publishes; a process killed between
+    the two leaves exactly this row and no message: the lost-message heal publishes it."""
+    stack, port = outage_stack
+    request = submit.JobRequest("t.echo", {"message": "orphan"})
+    row = submit.job_row(stack.runtime, request, "test", stack.runtime.clock())
+    with stack.runtime.db.write() as conn:
+        jobs.insert_many(conn, [row])
+    assert jobs.get(stack.runtime.db, row["id"]).dispatched_at is not None
+    with services.private_redis(port):
+        stack.worker("general")
+        stack.scheduler()
+        job = finished(stack, row["id"], timeout_s=60)
+    assert job.state is JobState.SUCCEEDED and job.result == {"message": "orphan", "count": 1}
