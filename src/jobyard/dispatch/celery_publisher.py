@@ -48,8 +48,12 @@ class CeleryPublisher:
         if not dispatches:
             return
         try:
-            with self.app.producer_or_acquire() as producer, _batched(producer):
-                self._send(producer, dispatches)
+            with self.app.producer_or_acquire() as producer:
+                if len(dispatches) == 1:  # one LPUSH: a pipeline would only add its overhead
+                    self._send(producer, dispatches)
+                else:
+                    with _batched(producer):
+                        self._send(producer, dispatches)
         except (OperationalError, KombuError, OSError) as exc:
             raise BrokerUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
 

@@ -263,6 +263,10 @@ def _store_once(
     runtime: Runtime, rows: list[dict[str, Any]], on_stored: OnStored | None
 ) -> list[Submitted]:
     keyed = [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]
+    if len(rows) == 1 and not keyed and on_stored is None:  # the common `yard.submit()`
+        with runtime.db.one_statement() as conn:
+            jobs.insert_many(conn, rows)
+        return [Submitted(JobRecord.from_new_row(rows[0]), True)]
     with runtime.db.write() as conn:
         existing = jobs.by_idempotency_keys(conn, keyed) if keyed else {}
         new_rows = []

@@ -103,6 +103,17 @@ class Database:
                 conn.close()
             raise
 
+    @contextmanager
+    def one_statement(self) -> Iterator[Connection]:
+        """A pooled connection for exactly one writing statement: autocommit on PostgreSQL
+        (one round trip, no BEGIN or COMMIT), a transaction on SQLite."""
+        if self.is_sqlite:
+            with self.write() as transaction:
+                yield transaction
+            return
+        with self._autocommit.connect() as conn:
+            yield conn
+
     def retry(
         self, operation: Callable[[], T], *, what: str, give_up_after_s: float | None = None
     ) -> T:
@@ -195,7 +206,16 @@ def _make_engine(url: str, *, pool_size: int) -> Engine:
         return engine
     # No pre-ping: it costs a round trip per checkout. A connection that died in the pool
     # fails one operation; workers retry claims, and the reaper recovers unfinished attempts.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
+    # No reset on return either: every connection is used through `Connection` objects,
+    # whose close already rolls back an unfinished transaction; the pool's own rollback
+    # was one more round trip per transaction.
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_recycle=1800,
+        pool_reset_on_return=None,
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -240,7 +240,7 @@ def insert_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     binding row by row cost more than the database's work), multi-row INSERTs elsewhere."""
     if not rows:
         return
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or len(rows) == 1:  # COPY costs more for one row
         for start in range(0, len(rows), 500):
             conn.execute(insert(jobs_table), list(rows[start : start + 500]))
         return
