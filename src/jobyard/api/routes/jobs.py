@@ -44,6 +44,7 @@ def _request(body: JobCreate) -> submit.JobRequest:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    response_model=JobPublic,
     responses={
         **ERRORS,
         200: {
@@ -54,8 +55,8 @@ def _request(body: JobCreate) -> submit.JobRequest:
     },
 )
 def create_job(
-    body: JobCreate, runtime: RuntimeDep, response: Response, caller: Operator, request: Request
-) -> JobPublic:
+    body: JobCreate, runtime: RuntimeDep, caller: Operator, request: Request
+) -> Response:
     """Submit a job. 201 when created; 200 with the stored job when the idempotency key matched."""
     client = client_of(request)
 
@@ -64,9 +65,11 @@ def create_job(
         access.record_in(conn, runtime, caller, "job.submit", created[0].id, details, client)
 
     outcome = submit.submit_one(runtime, _request(body), submitted_by=caller.name, on_stored=audit)
-    if not outcome.created:
-        response.status_code = status.HTTP_200_OK
-    return JobPublic.of(outcome.job)
+    # The stored record is valid by construction: serialised as is, not validated again
+    # (twice, with FastAPI's response check), which cost a fifth of a single submit.
+    document = JobPublic.trusted(outcome.job).model_dump_json()
+    code = status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK
+    return Response(document, status_code=code, media_type=JSON_TYPE)
 
 
 @router.post(
