@@ -92,12 +92,16 @@
         times.shift(); done.shift(); depthSeries.forEach((s) => s.shift());
       }
     }
-    let loading = null;
+    let loading = null, generation = 0;
+    /* Only the newest load is drawn: a reconnect's reload of the old window must not land
+     * after, and over, the window just chosen. */
     function load() {
+      const mine = ++generation;
       loading = (async () => {
         const response = await fetch(`/api/v1/history?window=${encodeURIComponent(picker.value)}`);
-        if (!response.ok) return;
+        if (!response.ok || mine !== generation) return;
         const history = await response.json();
+        if (mine !== generation) return;
         bucketS = history.bucket_s;
         times = history.times;
         done = times.map((_, i) => history.succeeded[i] + history.failed[i] + history.cancelled[i]);
@@ -105,7 +109,7 @@
         bucketLabel.textContent = bucketS >= 60 ? `${bucketS / 60} min` : `${bucketS} s`;
         roll();
         draw();
-      })().finally(() => { loading = null; });
+      })().finally(() => { if (mine === generation) loading = null; });
       return loading;
     }
     async function sampleDepth() {
