@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -134,25 +135,51 @@ BUILT_IN: dict[str, Callable[[], Detector]] = {
 
 
 class Detectors:
-    """The detectors one pack offers, each built once per process on first use."""
+    """The detectors one pack offers, built on first use.
+
+    OpenCV's detectors are not safe to call from two threads at once (a `threads` pool), and
+    cost little to build: each thread gets its own. A user's model is built once per process
+    (it may hold gigabytes of GPU memory) and called by one thread at a time; a batch is how
+    it gets its parallelism.
+    """
 
     def __init__(self, models: Mapping[str, str]) -> None:
         clash = sorted(set(models) & set(BUILT_IN))
         if clash:
             raise ConfigError(f"packs.vision.models: {', '.join(clash)} is a built-in detector")
-        self._factories: dict[str, Callable[[], Detector]] = dict(BUILT_IN)
-        for name, spec in models.items():
-            self._factories[name] = functools.partial(_user_model, name, spec)
-        self._built: dict[str, Detector] = {}
+        self._models = {
+            name: functools.partial(_user_model, name, spec) for name, spec in models.items()
+        }
+        self._per_thread = threading.local()
+        self._shared: dict[str, _Serialised] = {}
+        self._lock = threading.Lock()
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._factories)
+        return sorted([*BUILT_IN, *self._models])
 
     def get(self, name: str) -> Detector:
-        if name not in self._built:
-            self._built[name] = self._factories[name]()
-        return self._built[name]
+        if name in self._models:
+            with self._lock:
+                if name not in self._shared:
+                    self._shared[name] = _Serialised(self._models[name]())
+                return self._shared[name]
+        built: dict[str, Detector] = self._per_thread.__dict__.setdefault("built", {})
+        if name not in built:
+            built[name] = BUILT_IN[name]()
+        return built[name]
+
+
+class _Serialised:
+    """A detector called by one thread at a time."""
+
+    def __init__(self, detector: Detector) -> None:
+        self._detector = detector
+        self._lock = threading.Lock()
+
+    def detect(self, images: Sequence[Image]) -> list[list[Detection]]:
+        with self._lock:
+            return self._detector.detect(images)
 
 
 def _user_model(name: str, spec: str) -> Detector:
