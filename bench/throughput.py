@@ -247,6 +247,14 @@ def jobyard_settings(database_url: str, workers: int, port: int, chunk: int) -> 
     )
 
 
+def migrated(settings: Settings) -> Settings:
+    """The settings, once their fresh database has jobyard's tables."""
+    db = Database(settings.database)
+    migrate.upgrade(db)
+    db.close()
+    return settings
+
+
 def env_of(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
     for key, value in settings.model_dump(mode="json", exclude_none=True).items():
@@ -272,10 +280,7 @@ def bench_jobyard(jobs: int, workers: int, logs: Path, port: int, chunk: int) ->
     row = Row(f"jobyard (PostgreSQL + Redis, every job recorded{label})")
     redis.Redis.from_url(REDIS).flushdb()
     with bench_database() as database_url:
-        settings = jobyard_settings(database_url, workers, port, chunk)
-        db = Database(settings.database)
-        migrate.upgrade(db)
-        db.close()
+        settings = migrated(jobyard_settings(database_url, workers, port, chunk))
         env = env_of(settings)
         base = [sys.executable, "-m", "jobyard"]
         web = spawn([*base, "web"], env, logs / "jobyard-web.log")

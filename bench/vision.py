@@ -36,6 +36,7 @@ from bench.throughput import (  # noqa: E402
     bench_database,
     drained,
     env_of,
+    migrated,
     spawn,
     stop,
     wait_until,
@@ -44,8 +45,6 @@ from jobyard.config import Settings, load_settings  # noqa: E402
 from jobyard.dispatch import submit  # noqa: E402
 from jobyard.execution.gpu import GpuProbe  # noqa: E402
 from jobyard.runtime import Runtime  # noqa: E402
-from jobyard.store import migrate  # noqa: E402
-from jobyard.store.db import Database  # noqa: E402
 
 console = Console(width=150)
 
@@ -159,10 +158,7 @@ def bench_jobyard(
 ) -> Row:
     redis.Redis.from_url(REDIS).flushdb()
     with bench_database() as database_url:
-        settings = vision_settings(database_url, workers, batch, model)
-        db = Database(settings.database)
-        migrate.upgrade(db)
-        db.close()
+        settings = migrated(vision_settings(database_url, workers, batch, model))
         env = env_of(settings)
         worker = spawn([sys.executable, "-m", "jobyard", "worker", "--pool", "vision"], env,
                        logs / f"jobyard-vision-{batch}.log")  # fmt: skip

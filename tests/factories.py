@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -235,6 +236,19 @@ def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(process.pid, sig)
     except ProcessLookupError:
         pass
+
+
+@contextmanager
+def stack_in(settings: Settings, folder: Path) -> Iterator[Stack]:
+    """A Stack over `settings` whose process logs go to `folder/logs`; closed (its processes
+    stopped) on exit."""
+    logs = folder / "logs"
+    logs.mkdir(exist_ok=True)
+    stack = Stack(settings, logs)
+    try:
+        yield stack
+    finally:
+        stack.close()
 
 
 def submit_job(stack: Stack, job_type: str, **args: object) -> uuid.UUID:

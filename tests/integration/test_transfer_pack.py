@@ -25,6 +25,7 @@ from tests.factories import (
     finished,
     log_lines,
     make_settings,
+    stack_in,
     submit_job,
 )
 
@@ -95,14 +96,10 @@ PACK = {"allow_networks": ["127.0.0.0/8"], "retries": 1, "resume_attempts": 3, "
 @pytest.fixture
 def transfer(backend: Backend, tmp_path: Path) -> Iterator[Stack]:
     settings = make_settings(backend, tmp_path / "data", packs={"transfer": PACK})
-    (tmp_path / "logs").mkdir()
-    stack = Stack(settings, tmp_path / "logs")
-    try:
+    with stack_in(settings, tmp_path) as stack:
         stack.worker("general")
         stack.scheduler()  # promotes retries
         yield stack
-    finally:
-        stack.close()
 
 
 def artifacts_of(stack: Stack, job_id: uuid.UUID) -> list[ArtifactRecord]:

@@ -16,7 +16,7 @@ import skimage.data
 from jobyard.dispatch import submit
 from jobyard.errors import InvalidArgs
 from jobyard.store import artifacts
-from tests.factories import Backend, Stack, attempts, finished, make_settings
+from tests.factories import Backend, Stack, attempts, finished, make_settings, stack_in
 
 # Typed loosely: OpenCV's stubs and scikit-image's (absent) types disagree with their runtime.
 cv2: Any = opencv
@@ -30,12 +30,8 @@ PACK = {"pool": "media", "batch_size": 8, "models": {"bright": "tests.yards.visi
 def vision(backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("VISION_BATCH_LOG", str(tmp_path / "batches.log"))
     settings = make_settings(backend, tmp_path / "data", packs={"vision": PACK})
-    (tmp_path / "logs").mkdir()
-    stack = Stack(settings, tmp_path / "logs")
-    try:
+    with stack_in(settings, tmp_path) as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 @pytest.fixture

@@ -38,15 +38,7 @@ def publish_committed(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
     """
     if not dispatches:
         return True
-    launched = runtime.settings.launched_queues
-    try:
-        runtime.publisher.publish([d for d in dispatches if d.queue not in launched])
-    except ServiceUnavailable as exc:
-        log.warning(
-            "broker unavailable; %d job(s) stay in the outbox for re-dispatch",
-            len(dispatches),
-            extra={"action": "publish_deferred", "error": str(exc)},
-        )
+    if not _send(runtime, dispatches):
         return False
     with runtime.db.write() as conn:
         outbox_queries.mark_dispatched(conn, [d.id for d in dispatches], runtime.clock())
@@ -60,6 +52,19 @@ def publish_new(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
     Returns:
         False when the broker was unreachable.
     """
+    if _send(runtime, dispatches):
+        return True
+    try:
+        with runtime.db.write() as conn:
+            outbox_queries.mark_undispatched(conn, [d.id for d in dispatches])
+    except Exception as exc:  # the database is gone too: the lost-message heal has them
+        log.warning("could not clear their dispatch mark: %s", exc)
+    return False
+
+
+def _send(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
+    """Publish the jobs that need a message (pod-per-job launchers read the database);
+    False, with a warning, when the broker is unreachable."""
     launched = runtime.settings.launched_queues
     try:
         runtime.publisher.publish([d for d in dispatches if d.queue not in launched])
@@ -69,11 +74,6 @@ def publish_new(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
             len(dispatches),
             extra={"action": "publish_deferred", "error": str(exc)},
         )
-        try:
-            with runtime.db.write() as conn:
-                outbox_queries.mark_undispatched(conn, [d.id for d in dispatches])
-        except Exception as again:  # the database is gone too: the lost-message heal has them
-            log.warning("could not clear their dispatch mark: %s", again)
         return False
     return True
 

@@ -53,19 +53,22 @@ def rerun_step(
     if requests:
         outcome = submit.submit_many(runtime, requests, submitted_by=submitted_by)
         submitted = [s.job for s in outcome if s.created]
-    with runtime.db.read() as conn:
-        matched = reruns.count_matching(conn, selection)
-        done = reruns.count_done(conn, selection)
-    return RerunProgress(selection.campaign_id, matched, done, submitted)
+    return _progress(runtime, selection, submitted)
 
 
 def count(runtime: Runtime, selection: RerunSelection) -> RerunProgress:
     """The campaign's figures without submitting anything (a dry run)."""
     runtime.yard.definition(selection.type)
+    return _progress(runtime, selection, [])
+
+
+def _progress(
+    runtime: Runtime, selection: RerunSelection, submitted: list[JobRecord]
+) -> RerunProgress:
     with runtime.db.read() as conn:
         matched = reruns.count_matching(conn, selection)
         done = reruns.count_done(conn, selection)
-    return RerunProgress(selection.campaign_id, matched, done, [])
+    return RerunProgress(selection.campaign_id, matched, done, submitted)
 
 
 def _request(
