@@ -186,7 +186,7 @@ LIBS = {
         {"JOBYARD_CONFIG": os.path.join(JY_CFG, "default.toml")},
         "(a) `yard.submit()` one call per job (Python API, runtime opened before timing). PostgreSQL "
         "db peer_bench_jobyard + Redis broker db 3; pool `bench` with jobyard's defaults: 1 worker, "
-        "Celery prefork concurrency 2, prefetch 1, dispatch_chunk 1, acks_late; worker at WARNING "
+        "Celery prefork concurrency 2, prefetch 1, dispatch_chunk 50, acks_late; worker at WARNING "
         "(apps/jobyard_worker.py); `jobyard scheduler` running for the whole repetition; no web",
     ),
     "jobyard-http": (
@@ -201,12 +201,12 @@ LIBS = {
         b(JY_VENV, "python"),
         [[b(JY_VENV, "python"), "jobyard_worker.py"]],
         {
-            "JOBYARD_CONFIG": os.path.join(JY_CFG, "chunk50.toml"),
+            "JOBYARD_CONFIG": os.path.join(JY_CFG, "default.toml"),
             "JOBYARD_WEB_URL": JY_WEB_URL,
             "JOBYARD_BATCH": "500",
         },
         "(c) HTTP `POST /api/v1/jobs/batch`, 500 jobs per request (latency: a batch of 1 per "
-        "request); pool as (a) but dispatch_chunk = 50; web + scheduler running",
+        "request); same pool as (a); web + scheduler running",
     ),
 }
 

@@ -69,12 +69,14 @@ class PoolConfig(_Section):
     )
     prefetch: int = Field(1, ge=1, description="Messages each worker process reserves ahead.")
     dispatch_chunk: int = Field(
-        1,
+        50,
         ge=1,
         le=500,
-        description="Jobs of one batch submit carried per broker message. Above 1 it saves "
-        "the broker's per-message cost for pools of many short jobs; such jobs then run one "
-        "after another on one worker process, and their timeouts are enforced by the reaper.",
+        description="Most jobs one broker message carries: a batch submit is split into "
+        "messages of this many, and single submits share a message while the pool's queue has "
+        "a backlog. A message's jobs run one after another on one worker process, each under "
+        "its own timeout, claimed and recorded in bulk; when one runs longer than 50 ms the "
+        "rest go back to the queue for other workers. 1: one message per job.",
     )
     max_tasks_per_child: int | None = Field(
         None, ge=1, description="Recycle a prefork child after this many jobs (memory leaks)."
@@ -122,6 +124,13 @@ class WebSettings(_Section):
 
     host: str = Field("127.0.0.1", description="Address `jobyard web` binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port `jobyard web` binds.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes `jobyard web` serves with, each with its own database pool "
+        "(about one per core for many concurrent clients).",
+    )
     max_body_bytes: int = Field(
         2 * 1024 * 1024,
         ge=1024,

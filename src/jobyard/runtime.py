@@ -16,6 +16,7 @@ from jobyard.clock import utcnow
 from jobyard.config import Settings, load_settings
 from jobyard.dispatch.broker import Publisher
 from jobyard.dispatch.celery_publisher import CeleryPublisher
+from jobyard.dispatch.sender import MessageSender
 from jobyard.errors import ConfigError
 from jobyard.events.bus import EventPublisher
 from jobyard.events.factory import make_publisher
@@ -35,6 +36,8 @@ class Runtime:
     publisher: Publisher
     events: EventPublisher
     storage: Storage
+    #: Sends new jobs' messages after their commit (several to a message under a backlog).
+    sender: MessageSender
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
@@ -68,7 +71,8 @@ class Runtime:
             except BaseException:
                 db.close()
                 raise
-        publisher = CeleryPublisher(settings, longest_timeout_s(yard), batch_sizes(yard))
+        batched = batch_sizes(yard)
+        publisher = CeleryPublisher(settings, longest_timeout_s(yard), batched)
         events = make_publisher(settings.events, settings.queue_prefix)
         return cls(
             settings=settings,
@@ -77,10 +81,12 @@ class Runtime:
             publisher=publisher,
             events=events,
             storage=storage,
+            sender=MessageSender(publisher, db, settings, batched),
         )
 
     def close(self) -> None:
-        """Send pending events, then release connections."""
+        """Send pending messages and events, then release connections."""
+        self.sender.close()
         self.events.close()
         self.publisher.close()
         self.db.close()

@@ -67,8 +67,13 @@ def dashboard(
             stack.workers("general", "media")
             stack.scheduler()
             keyed_port = services.free_port()
+            # Two processes (`web.workers`): a login made through one is honoured by the other.
             stack.start(
-                "web-keys", "web", "--port", str(keyed_port), env={"JOBYARD_AUTH__MODE": "keys"}
+                "web-keys",
+                "web",
+                "--port",
+                str(keyed_port),
+                env={"JOBYARD_AUTH__MODE": "keys", "JOBYARD_WEB__WORKERS": "2"},
             )
             keyed_url = f"http://127.0.0.1:{keyed_port}"
             wait_for(partial(_serving, keyed_url), timeout_s=30, what="jobyard web with keys")

@@ -116,7 +116,9 @@ def test_batch_is_all_or_nothing(client: TestClient, settings: Settings) -> None
     response = client.post("/api/v1/jobs/batch", json={"jobs": good})
     assert response.status_code == 201, response.text
     assert response.json()["created"] == 200
-    assert _queued_messages(client, settings) == 200
+    # Split into messages of the pool's `dispatch_chunk` (default 50).
+    assert settings.pools["general"].dispatch_chunk == 50
+    assert _queued_messages(client, settings) == 4
 
     bad = [*good[:3], {"type": "t.echo", "args": {}}, {"type": "t.missing"}]
     body = _assert_problem(
@@ -135,7 +137,7 @@ def test_batch_is_all_or_nothing(client: TestClient, settings: Settings) -> None
     )
     _assert_problem(client.post("/api/v1/jobs/batch", json={"jobs": []}), 422, "invalid_request")
     assert _job_count(client) == 200
-    assert _queued_messages(client, settings) == 200
+    assert _queued_messages(client, settings) == 4
 
 
 def test_idempotency_key(client: TestClient, settings: Settings) -> None:

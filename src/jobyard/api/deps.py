@@ -12,9 +12,10 @@ from jobyard.errors import InvalidRequest
 from jobyard.runtime import Runtime
 
 
-def storable_params(connection: HTTPConnection) -> None:
+async def storable_params(connection: HTTPConnection) -> None:
     """Refuse query parameters the database cannot hold (NUL, lone surrogates) with a 422
-    naming the parameter, before any route reads them.
+    naming the parameter, before any route reads them. Async: no thread hop for a check
+    that does no I/O.
 
     Raises:
         InvalidRequest: naming the first bad parameter.
@@ -30,8 +31,8 @@ def storable_params(connection: HTTPConnection) -> None:
             )
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The runtime the lifespan opened."""
+async def get_runtime(request: Request) -> Runtime:
+    """The runtime the lifespan opened (async: no thread hop)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 

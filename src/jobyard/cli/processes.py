@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import threading
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,6 +15,7 @@ from jobyard.cli import log_setup
 from jobyard.cli.output import console
 from jobyard.cli.pools_cmd import reexec_in_environment
 from jobyard.cli.state import state_of
+from jobyard.config import find_config_file
 from jobyard.errors import ConfigError
 from jobyard.loader import load_yard_for
 from jobyard.runtime import Runtime, check_configuration
@@ -26,13 +28,21 @@ def web(
     ] = None,
     port: Annotated[int | None, typer.Option(envvar="JOBYARD_WEB__PORT", help="Bind port.")] = None,
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            envvar="JOBYARD_WEB__WORKERS", min=1, max=64, help="Processes (default web.workers)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the dashboard, REST API, OpenAPI docs (/docs), health checks and /metrics."""
     import uvicorn
 
     from jobyard.api.app import create_app
+    from jobyard.api.factory import FACTORY
 
-    settings = state_of(ctx).settings()
+    state = state_of(ctx)
+    settings = state.settings()
     yard = load_yard_for(settings)
     check_configuration(settings, yard)
     log_setup.configure(settings.log_format, role="web")
@@ -42,9 +52,18 @@ def web(
     # An unreachable or unmigrated database is a one-line error here, not uvicorn's traceback
     # of a failed lifespan.
     Runtime.open(settings, yard=yard).close()
-    app = create_app(settings, yard=yard, host=bind)
+    processes = workers or settings.web.workers
+    app: Any = create_app(settings, yard=yard, host=bind) if processes == 1 else FACTORY
+    if processes > 1:  # each process builds its app from the same settings (`api.factory`)
+        config = find_config_file(state.config, os.environ)
+        if config is not None:
+            os.environ["JOBYARD_CONFIG"] = str(config)
+        os.environ["JOBYARD_WEB__HOST"] = bind
+        os.environ["JOBYARD_WEB__PORT"] = str(bind_port)
     uvicorn.run(
         app,
+        factory=processes > 1,
+        workers=processes,
         host=bind,
         port=bind_port,
         access_log=access_log,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from jobyard.store.jobs import Dispatch
@@ -11,8 +11,9 @@ from jobyard.store.jobs import Dispatch
 class Publisher(Protocol):
     """Sends job messages to pool queues."""
 
-    def publish(self, dispatches: Sequence[Dispatch]) -> None:
-        """Send one message per job.
+    def publish(self, dispatches: Sequence[Dispatch]) -> Mapping[str, int]:
+        """Send the jobs' messages (several jobs to a message up to their pool's
+        `dispatch_chunk`); answers the queue lengths the broker reported, where it did.
 
         Raises:
             ServiceUnavailable: when the broker cannot be reached; nothing is lost, the outbox

@@ -44,18 +44,29 @@ class CeleryPublisher:
             settings.queue_for(name): pool.dispatch_chunk for name, pool in settings.pools.items()
         }
 
-    def publish(self, dispatches: Sequence[Dispatch]) -> None:
+    def publish(self, dispatches: Sequence[Dispatch]) -> Mapping[str, int]:
         if not dispatches:
-            return
+            return {}
         try:
             with self.app.producer_or_acquire() as producer:
-                if len(dispatches) == 1:  # one LPUSH: a pipeline would only add its overhead
+                if self._messages(dispatches) == 1:  # one LPUSH: a pipeline only adds overhead
                     self._send(producer, dispatches)
-                else:
-                    with _batched(producer):
-                        self._send(producer, dispatches)
+                    length = getattr(producer.channel, "last_length", None)
+                    return {} if length is None else {dispatches[0].queue: length}
+                with _batched(producer):
+                    self._send(producer, dispatches)
+                return {}
         except (OperationalError, KombuError, OSError) as exc:
             raise BrokerUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
+
+    def _messages(self, dispatches: Sequence[Dispatch]) -> int:
+        """How many messages these jobs make (1 or more; counting stops at 2)."""
+        count = 0
+        for _ in self._chunks(dispatches):
+            count += 1
+            if count > 1:
+                break
+        return count
 
     def _send(self, producer: Any, dispatches: Sequence[Dispatch]) -> None:
         """What `send_task` does, minus the per-message routing and queue declaration."""
@@ -109,12 +120,14 @@ class CeleryPublisher:
         return soft_limit, sum(item.timeout_s for item in chunk) + self._grace_s
 
     def _chunks(self, dispatches: Sequence[Dispatch]) -> Iterator[list[Dispatch]]:
-        """Consecutive jobs of one queue and priority, up to the pool's `dispatch_chunk`."""
+        """Consecutive jobs of one queue and priority, up to the pool's `dispatch_chunk`;
+        a batched type's job alone (its worker gathers its batch from the database)."""
         chunk: list[Dispatch] = []
         for item in dispatches:
-            size = self._chunk_sizes.get(item.queue, 1)
+            size = 1 if item.type in self._batch_sizes else self._chunk_sizes.get(item.queue, 1)
             if chunk and (
                 len(chunk) >= size
+                or chunk[0].type in self._batch_sizes
                 or (chunk[0].queue, chunk[0].priority) != (item.queue, item.priority)
             ):
                 yield chunk

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from jobyard.domain.states import JobState
-from jobyard.errors import ServiceUnavailable
 from jobyard.events.types import state_event
 from jobyard.runtime import Runtime
 from jobyard.store import jobs, outbox_queries
@@ -38,7 +37,7 @@ def publish_committed(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
     """
     if not dispatches:
         return True
-    if not _send(runtime, dispatches):
+    if not runtime.sender.send_now(dispatches):
         return False
     with runtime.db.write() as conn:
         outbox_queries.mark_dispatched(conn, [d.id for d in dispatches], runtime.clock())
@@ -46,36 +45,14 @@ def publish_committed(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
 
 
 def publish_new(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
-    """Publish jobs that were stored already marked dispatched; on a failed send, clear the
-    mark so `redispatch_stale` publishes them once the broker is back.
+    """Publish jobs that were stored already marked dispatched (`dispatch.sender`); on a
+    failed send their mark is cleared so `redispatch_stale` publishes them once the broker is
+    back.
 
     Returns:
         False when the broker was unreachable.
     """
-    if _send(runtime, dispatches):
-        return True
-    try:
-        with runtime.db.write() as conn:
-            outbox_queries.mark_undispatched(conn, [d.id for d in dispatches])
-    except Exception as exc:  # the database is gone too: the lost-message heal has them
-        log.warning("could not clear their dispatch mark: %s", exc)
-    return False
-
-
-def _send(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
-    """Publish the jobs that need a message (pod-per-job launchers read the database);
-    False, with a warning, when the broker is unreachable."""
-    launched = runtime.settings.launched_queues
-    try:
-        runtime.publisher.publish([d for d in dispatches if d.queue not in launched])
-    except ServiceUnavailable as exc:
-        log.warning(
-            "broker unavailable; %d job(s) stay in the outbox for re-dispatch",
-            len(dispatches),
-            extra={"action": "publish_deferred", "error": str(exc)},
-        )
-        return False
-    return True
+    return runtime.sender.send_new(dispatches)
 
 
 def redispatch_stale(runtime: Runtime) -> int:

@@ -1,13 +1,16 @@
-"""Running the jobs of one `dispatch_chunk` message with few database round trips.
+"""Running the jobs of one multi-job message with few database round trips.
 
-A chunk carries up to `dispatch_chunk` jobs of a pool whose jobs take milliseconds, where two
-guarded statements per job cost more than the jobs. Here jobs are claimed in groups that
-grow while they finish fast (1, 2, 4 … up to 64; back to 1 after a slow group, so a long job
-is claimed alone and its timeout counts from its own start), and successes are recorded in
-bulk by a background thread within `FLUSH_S`. The message is acknowledged only after every
-success of the chunk is recorded (`run_chunk` flushes before returning), so a worker that
-dies mid-chunk loses nothing: its unrecorded jobs are still `running`, their leases expire,
-and the reaper retries them. Failures are recorded at once, as in the single-job path.
+A message carries up to `dispatch_chunk` jobs (a batch submit, or single submits coalesced
+while the queue had a backlog, `dispatch.sender`), where two guarded statements per job would
+cost more than jobs that take milliseconds. Here jobs are claimed in groups that grow while
+they finish fast (1, 2, 4 … up to 64; back to 1 after a slow group, so a long job is claimed
+alone and its timeout counts from its own start), each runs under its own time limit enforced
+by the executor (`execution.time_limit`), and successes are recorded in bulk by a background
+thread within `FLUSH_S`. A job that runs long hands the unclaimed rest back to the queue for
+other workers (`execution.handback`). The message is acknowledged only after every success of
+the chunk is recorded (`run_chunk` flushes before returning), so a worker that dies mid-chunk
+loses nothing: its unrecorded jobs are still `running`, their leases expire, and the reaper
+retries them. Failures are recorded at once, as in the single-job path.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import Any
 
 from jobyard.events.types import state_event
 from jobyard.execution import claims, executor, overtaken
-from jobyard.store import batches
+from jobyard.execution.handback import HandBack
+from jobyard.store import batches, outbox_queries
 from jobyard.store.db import is_transient
 from jobyard.store.records import JobRecord
 
@@ -100,15 +104,23 @@ class ClaimUnavailable(Exception):
 
 
 def run_chunk(
-    state: executor.ProcessState, job_ids: Sequence[uuid.UUID], successes: BulkSuccesses
+    state: executor.ProcessState,
+    job_ids: Sequence[uuid.UUID],
+    successes: BulkSuccesses,
+    handback: HandBack | None = None,
 ) -> list[str]:
-    """Run the jobs of one message in order; every outcome is recorded when this returns."""
+    """Run the jobs of one message in order; every outcome is recorded when this returns.
+
+    With `handback`, a group that runs long sends the jobs after it back to the queue, and
+    they are left out here ("handed back").
+    """
     outcomes: list[str] = []
     group = 1
     index = 0
     try:
         while index < len(job_ids):
             ids = job_ids[index : index + group]
+            rest = job_ids[index + len(ids) :]
             began = time.monotonic()
             try:
                 claimed = state.runtime.db.retry(
@@ -120,24 +132,50 @@ def run_chunk(
                 if not is_transient(exc):
                     raise
                 raise ClaimUnavailable(job_ids[index:]) from exc
-            for job_id in ids:
-                job = claimed.get(job_id)
-                if job is None:
-                    now = state.runtime.clock()
-                    values = claims.claim_values(state, now)
-                    job = claims.take_over_or_skip(state, job_id, values, now)
-                if job is None:
-                    outcomes.append("skipped")
-                    continue
-                # Slow jobs (a group of one) are recorded at once, as in the single path.
-                sink = successes if group > 1 else None
-                outcomes.append(executor.run_attempt(state, job, sink))
+            watch = handback.arm(rest) if handback is not None else None
+            try:
+                _run_group(state, ids, claimed, successes if group > 1 else None, outcomes)
+            finally:
+                handed = handback is not None and handback.disarm(watch)
             index += len(ids)
+            if handed:
+                outcomes.extend("handed back" for _ in rest)
+                break
             fast = time.monotonic() - began < FAST_GROUP_S
             group = min(group * 2, MAX_GROUP) if fast else 1
     finally:
         successes.flush()
     return outcomes
+
+
+def _run_group(
+    state: executor.ProcessState,
+    ids: Sequence[uuid.UUID],
+    claimed: dict[uuid.UUID, JobRecord],
+    sink: BulkSuccesses | None,
+    outcomes: list[str],
+) -> None:
+    """Run a claimed group; slow jobs (a group of one, `sink` None) are recorded at once, as
+    in the single path."""
+    for job_id in ids:
+        job = claimed.get(job_id)
+        if job is None:
+            now = state.runtime.clock()
+            values = claims.claim_values(state, now)
+            job = claims.take_over_or_skip(state, job_id, values, now)
+        if job is None:
+            outcomes.append("skipped")
+            continue
+        outcomes.append(executor.run_attempt(state, job, sink, own_time_limit=True))
+
+
+def send_back(state: executor.ProcessState, job_ids: Sequence[uuid.UUID]) -> bool:
+    """Publish the still-queued jobs among `job_ids` again, as two messages (`HandBack`)."""
+    runtime = state.runtime
+    with runtime.db.read() as conn:
+        rest = outbox_queries.queued_of(conn, job_ids)
+    half = (len(rest) + 1) // 2
+    return all([runtime.sender.send_now(rest[:half]), runtime.sender.send_now(rest[half:])])
 
 
 def _claim_group(

@@ -96,12 +96,19 @@ def open_attempt(state: ProcessState, job: JobRecord) -> Attempt:
     return Attempt(job, handler, ctx)
 
 
-def run_attempt(state: ProcessState, job: JobRecord, successes: SuccessSink | None = None) -> str:
+def run_attempt(
+    state: ProcessState,
+    job: JobRecord,
+    successes: SuccessSink | None = None,
+    *,
+    own_time_limit: bool = False,
+) -> str:
     """Call the job function for the claimed attempt and store the outcome.
 
     With `successes`, a success is handed over to be recorded with others instead of at once
     (failures are always recorded at once). A batched type is called as a batch of one, under
-    the executor's own time limit (its message has no Celery soft limit).
+    the executor's own time limit (its message has no Celery soft limit), and so is any job
+    with `own_time_limit` (one of a multi-job message, whose Celery limit covers them all).
     """
     attempt = open_attempt(state, job)
     # The lease is held until the outcome is recorded, however long the database is away.
@@ -110,7 +117,8 @@ def run_attempt(state: ProcessState, job: JobRecord, successes: SuccessSink | No
     try:
         definition = state.runtime.yard.definition(job.type)
         call = functools.partial(definition.call, attempt.ctx, job.args)
-        result = call() if definition.batch is None else call_with_time_limit(job.timeout_s, call)
+        limited = own_time_limit or definition.batch is not None
+        result = call_with_time_limit(job.timeout_s, call) if limited else call()
     except (Exception, CallTimedOut) as exc:
         return fail_with(state, job, definition, attempt.handler, exc)
     else:

@@ -109,3 +109,17 @@ def due_retries(conn: Connection, *, now: datetime, limit: int) -> list[uuid.UUI
         .limit(limit)
     )
     return [row.id for row in rows]
+
+
+def queued_of(conn: Connection, ids: Sequence[uuid.UUID]) -> list[Dispatch]:
+    """The jobs among `ids` that are still queued, in the order given."""
+    found: dict[uuid.UUID, Dispatch] = {}
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(
+            select(J.id, J.queue, J.priority, J.timeout_s, J.type).where(
+                J.id.in_(ids[start : start + 500]), J.state == JobState.QUEUED.value
+            )
+        )
+        for row in rows:
+            found[row.id] = Dispatch(row.id, row.queue, row.priority, row.timeout_s, row.type)
+    return [found[job_id] for job_id in ids if job_id in found]

@@ -26,6 +26,7 @@ from typing import Any
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from kombu.transport.virtual import base as virtual
+from kombu.utils.json import dumps
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 ALIASES = {
@@ -80,6 +81,20 @@ class Channel(kombu_redis.Channel):
         if cached is None or cached.connection_pool is not self.pool:
             cached = self._publish_client = self._create_client()
         yield cached
+
+    #: What the last plain LPUSH of this channel answered: its queue's length after the push,
+    #: the backlog signal of `dispatch.sender` (None until one was sent).
+    last_length: int | None = None
+
+    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
+        """kombu's `_put`, keeping the length the LPUSH answers (batches and queues with an
+        expiry go through kombu's own path)."""
+        if kwargs.get("_publish_batch") is not None or (self._expires and queue in self._expires):
+            super()._put(queue, message, **kwargs)
+            return
+        key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
+        with self.conn_or_acquire() as client:
+            self.last_length = int(client.lpush(key, dumps(message)))
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None:

@@ -20,6 +20,7 @@ from jobyard.execution import chunks, claims, executor, hard_cancel
 from jobyard.execution.batching.run import run_claimed
 from jobyard.execution.celery import steps
 from jobyard.execution.celery.app import EXECUTE_TASK, make_celery
+from jobyard.execution.handback import HandBack
 from jobyard.execution.leases import LeaseKeeper
 from jobyard.execution.owners import owner_id
 from jobyard.execution.stall_watch import StallWatch
@@ -41,6 +42,7 @@ class ProcessStateHolder:
         self._pid: int | None = None
         self._state: executor.ProcessState | None = None
         self._successes: chunks.BulkSuccesses | None = None
+        self._handback: HandBack | None = None
 
     def get(self) -> executor.ProcessState:
         """This process's state, built on first use."""
@@ -58,6 +60,7 @@ class ProcessStateHolder:
                     timeout_errors=(SoftTimeLimitExceeded,),
                 )
                 self._successes = chunks.BulkSuccesses(self._state)
+                self._handback = HandBack(functools.partial(chunks.send_back, self._state))
                 self._pid = os.getpid()
             return self._state
 
@@ -72,6 +75,12 @@ class ProcessStateHolder:
         self.get()
         assert self._successes is not None
         return self._successes
+
+    def handback(self) -> HandBack:
+        """This process's watcher of multi-job messages' slow jobs."""
+        self.get()
+        assert self._handback is not None
+        return self._handback
 
 
 def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
@@ -90,13 +99,14 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
         max_retries=None,
     )
     def execute(task: Task, *job_ids: str) -> str:
-        """Run the jobs of one message in order (several only for `dispatch_chunk` pools)."""
+        """Run the jobs of one message in order (several: a batch or a backlog's share)."""
         state = holder.get()
         successes = holder.successes
         if len(job_ids) > 1:
             try:
                 ids = [uuid.UUID(job_id) for job_id in job_ids]
-                return ",".join(chunks.run_chunk(state, ids, holder.successes()))
+                outcomes = chunks.run_chunk(state, ids, holder.successes(), holder.handback())
+                return ",".join(outcomes)
             except chunks.ClaimUnavailable as exc:
                 log.warning("database unavailable before %s jobs started; retrying", exc)
                 remaining = [str(job_id) for job_id in exc.remaining]
