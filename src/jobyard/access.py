@@ -237,7 +237,19 @@ def record_in(
     client: str | None = None,
 ) -> None:
     """Append to the audit log in the caller's transaction (with the change it records)."""
-    row = {
+    audit.append(conn, audit_entry(runtime, principal, action, target, details, client))
+
+
+def audit_entry(
+    runtime: Runtime,
+    principal: Principal,
+    action: str,
+    target: Any = None,
+    details: dict[str, Any] | None = None,
+    client: str | None = None,
+) -> dict[str, Any]:
+    """One audit log row, for a caller that stores it with the change it records."""
+    return {
         "at": runtime.clock(),
         "actor": principal.name,
         "role": principal.role.value,
@@ -246,7 +258,6 @@ def record_in(
         "details": details,
         "client": client,
     }
-    audit.append(conn, row)
 
 
 def _touch(runtime: Runtime, key: KeyRecord) -> None:

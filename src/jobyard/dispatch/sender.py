@@ -4,7 +4,7 @@ a queue has a backlog.
 A message per job costs the broker and the Celery worker more than a job that takes a
 millisecond. When the broker says a queue already holds messages waiting for a worker (the
 length a Redis LPUSH answers), a new job's message would wait behind them anyway: the sender
-then returns at once and a background thread sends what accumulated within `LINGER_S` as one
+then returns at once and a background thread sends what accumulated within a linger as one
 message of up to the pool's `dispatch_chunk` jobs, which the worker claims and records in bulk
 (`execution.chunks`). While the queue keeps up, each submit sends its own message before it
 returns, as before. The backlog is re-learnt from each single send and forgotten after
@@ -35,10 +35,13 @@ from jobyard.store.jobs import Dispatch
 
 log = logging.getLogger(__name__)
 #: A queue holding more messages than this after a send has a backlog.
-BACKLOG_MESSAGES = 2
+BACKLOG_MESSAGES = 1
 #: How long a seen backlog is believed without a newer answer from the broker.
 BACKLOG_TTL_S = 0.5
-#: How long a deferred message waits for more jobs of its queue.
+#: How long a deferred message waits for more jobs, per message waiting ahead of it (which
+#: it would wait for anyway: each takes a worker at least about this long) ...
+LINGER_PER_WAITING_S = 0.001
+#: ... and at most.
 LINGER_S = 0.02
 
 
@@ -180,6 +183,12 @@ class MessageSender:
                 atexit.register(self.flush)
             self._cond.notify_all()
 
+    def _linger_s(self) -> float:
+        """How long to gather: a millisecond per message waiting in the busiest queue, up to
+        `LINGER_S` (nothing is known: no waiting)."""
+        waiting = max((self._backlog.get(q, (0, 0.0))[0] for q in self._per_queue), default=0)
+        return min(LINGER_S, LINGER_PER_WAITING_S * waiting)
+
     def _full(self) -> bool:
         return any(count >= self._chunks.get(q, 1) for q, count in self._per_queue.items())
 
@@ -191,7 +200,7 @@ class MessageSender:
                     self._cond.wait()
                 if not self._pending:
                     return
-                deadline = self._first_at + LINGER_S
+                deadline = self._first_at + self._linger_s()
                 while not (self._hurry or self._stopping or self._full()):
                     left = deadline - time.monotonic()
                     if left <= 0:

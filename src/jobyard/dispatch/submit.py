@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
 from jobyard.app import JobDefinition
 from jobyard.dispatch import outbox
 from jobyard.domain.ids import uuid7
@@ -28,7 +26,7 @@ from jobyard.errors import (
 )
 from jobyard.events.types import state_event
 from jobyard.runtime import Runtime
-from jobyard.store import jobs
+from jobyard.store import audit, jobs
 from jobyard.store.db import is_unique_violation
 from jobyard.store.jobs import Dispatch
 from jobyard.store.records import JobRecord
@@ -54,8 +52,8 @@ class Submitted:
     created: bool
 
 
-#: Writes more rows (an audit entry) in the transaction that stores the new jobs.
-OnStored = Callable[[Connection, list[JobRecord]], None]
+#: The audit entries (`jobyard_audit` rows) to store with the new jobs, atomically.
+OnStored = Callable[[list[JobRecord]], Sequence[dict[str, Any]]]
 
 
 def submit_one(
@@ -87,7 +85,8 @@ def submit_many(
 ) -> list[Submitted]:
     """Validate all, store all in one transaction, then publish; all or nothing.
 
-    `on_stored` runs in that transaction with the jobs it created (none: not called).
+    `on_stored` gets the jobs it creates (none: not called) and answers audit entries stored
+    with them, atomically.
 
     Raises:
         BatchTooLarge: over 10,000 jobs.
@@ -263,10 +262,12 @@ def _store_once(
     runtime: Runtime, rows: list[dict[str, Any]], on_stored: OnStored | None
 ) -> list[Submitted]:
     keyed = [r["idempotency_key"] for r in rows if r["idempotency_key"] is not None]
-    if len(rows) == 1 and not keyed and on_stored is None:  # the common `yard.submit()`
+    if len(rows) == 1 and not keyed:  # the common submit: one statement on PostgreSQL
+        job = JobRecord.from_new_row(rows[0])
+        entries = on_stored([job]) if on_stored is not None else ()
         with runtime.db.one_statement() as conn:
-            jobs.insert_many(conn, rows)
-        return [Submitted(JobRecord.from_new_row(rows[0]), True)]
+            jobs.insert_one(conn, rows[0], entries)
+        return [Submitted(job, True)]
     with runtime.db.write() as conn:
         existing = jobs.by_idempotency_keys(conn, keyed) if keyed else {}
         new_rows = []
@@ -279,7 +280,7 @@ def _store_once(
         jobs.insert_many(conn, new_rows)
         created = {r["id"]: JobRecord.from_new_row(r) for r in new_rows}
         if on_stored is not None and created:
-            on_stored(conn, list(created.values()))
+            audit.append_many(conn, on_stored(list(created.values())))
     return [
         Submitted(created[r["id"]], True)
         if r["id"] in created

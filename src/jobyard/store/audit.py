@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,12 @@ class AuditRecord:
 def append(conn: Connection, row: dict[str, Any]) -> None:
     """Record one action."""
     conn.execute(insert(audit_table).values(**row))
+
+
+def append_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record several actions."""
+    if rows:
+        conn.execute(insert(audit_table), list(rows))
 
 
 def page(

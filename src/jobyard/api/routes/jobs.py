@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from sqlalchemy import Connection
 
 from jobyard import access, actions
 from jobyard.api.auth import Operator, Viewer, client_of
@@ -60,9 +59,9 @@ def create_job(
     """Submit a job. 201 when created; 200 with the stored job when the idempotency key matched."""
     client = client_of(request)
 
-    def audit(conn: Connection, created: list[JobRecord]) -> None:
+    def audit(created: list[JobRecord]) -> list[dict[str, Any]]:
         details = {"type": body.type}
-        access.record_in(conn, runtime, caller, "job.submit", created[0].id, details, client)
+        return [access.audit_entry(runtime, caller, "job.submit", created[0].id, details, client)]
 
     outcome = submit.submit_one(runtime, _request(body), submitted_by=caller.name, on_stored=audit)
     # The stored record is valid by construction: serialised as is, not validated again
@@ -85,9 +84,10 @@ def create_batch(
     requests = [_request(job) for job in body.jobs]
     client = client_of(request)
 
-    def audit(conn: Connection, created: list[JobRecord]) -> None:
+    def audit(created: list[JobRecord]) -> list[dict[str, Any]]:
         details = {"jobs": len(created), "types": sorted({j.type for j in body.jobs})}
-        access.record_in(conn, runtime, caller, "job.submit_batch", created[0].id, details, client)
+        action = "job.submit_batch"
+        return [access.audit_entry(runtime, caller, action, created[0].id, details, client)]
 
     outcome = submit.submit_many(runtime, requests, submitted_by=caller.name, on_stored=audit)
     created_count = sum(1 for s in outcome if s.created)
