@@ -45,6 +45,16 @@ def _neutral_working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _no_inherited_terminal_width() -> Iterator[None]:
+    """The CLI's tables as written to a pipe (200 wide), whatever width the runner set
+    (pytest-xdist's workers set COLUMNS); tests that want a width set it themselves."""
+    width = os.environ.pop("COLUMNS", None)
+    yield
+    if width is not None:
+        os.environ["COLUMNS"] = width
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _shared_services_left_clean() -> Iterator[None]:
     """After the run, remove every queue, binding and exchange the tests made on the shared
     Redis and RabbitMQ (CI runs against the services exactly as the session leaves them)."""

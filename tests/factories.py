@@ -83,6 +83,9 @@ MADE_SETTINGS: list[Settings] = []
 def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as JOBYARD_* variables, for child processes."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("JOBYARD_")}
+    # A terminal width inherited from the runner (pytest-xdist's workers set one) would fold
+    # the CLI's tables; written to a pipe they are wide (`cli.output.PIPE_WIDTH`).
+    env.pop("COLUMNS", None)
     dumped = settings.model_dump(mode="json", exclude_none=True)
     for key, value in dumped.items():
         name = f"JOBYARD_{key.upper()}"

@@ -225,7 +225,7 @@ def _finish(
     ends: jobs.AttemptEnd,
     now: datetime,
 ) -> str:
-    """End the attempt: one statement for state and attempt record, then any log lines.
+    """End the attempt: any log lines, then one statement for state and attempt record.
 
     Retried until the database answers: the message is acknowledged only after this returns,
     and an outcome once reached is never dropped (a restart must not make it run again).
@@ -245,8 +245,9 @@ def _finish(
                 ends=ends,
             )
 
-    done = db.retry(record, what=f"recording the outcome of job {job.id}")
+    # The attempt's last log lines first: whoever sees the outcome sees every line before it.
     write_logs(state, job, handler.take())
+    done = db.retry(record, what=f"recording the outcome of job {job.id}")
     if done is not None:
         state.runtime.events.publish([state_event(done)])
         _log_outcome(done, job.attempt, ends)

@@ -242,25 +242,24 @@ def insert_one(
 ) -> None:
     """Insert one new queued job and the audit entries stored with it.
 
-    On PostgreSQL that is one statement sent straight through psycopg (prepared after a few
-    uses): the job's INSERT in a data-modifying CTE, which always runs, so an autocommit
-    connection stores both in one round trip; building the same through SQLAlchemy's
-    `values()` cost more than the database's work. Elsewhere the caller's transaction holds
-    them together.
+    On PostgreSQL that is one statement of plain SQL (psycopg prepares it after a few uses):
+    the job's INSERT in a data-modifying CTE, which always runs, so an autocommit connection
+    stores both in one round trip; building the same through SQLAlchemy's `values()` cost
+    more than the database's work. It still goes through SQLAlchemy's connection, whose
+    error wrapping and invalidation of a lost connection the callers rely on. Elsewhere the
+    caller's transaction holds them together.
     """
     if conn.dialect.name != "postgresql":
         conn.execute(insert(jobs_table), [row])
         if audit_rows:
             conn.execute(insert(audit_table), list(audit_rows))
         return
-    raw = conn.connection.driver_connection
-    assert raw is not None
     audit_columns = tuple(audit_rows[0]) if audit_rows else ()
     sql = _insert_one_sql(tuple(row), audit_columns, len(audit_rows))
     params = [_pg_param(jobs_table, name, row[name]) for name in row]
     for entry in audit_rows:
         params += [_pg_param(audit_table, name, entry[name]) for name in audit_columns]
-    raw.execute(sql, params)
+    conn.exec_driver_sql(sql, tuple(params))
 
 
 @functools.cache
