@@ -119,15 +119,18 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--submits", type=int, default=5000)
     parser.add_argument("--web", default="1,2", help="web.workers values to measure")
+    parser.add_argument("--logs", type=Path, help="keep the processes' logs in this folder")
     options = parser.parse_args()
     console = Console(width=150)
     table = Table(title=f"{options.clients} concurrent HTTP clients, one submit at a time each")
     for column in ("web processes", "accepted/s", "p50 ms", "p95 ms", "p99 ms", "committed"):
         table.add_column(column, justify="right")
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder:  # the processes' logs
+        logs = options.logs or Path(folder)
+        logs.mkdir(parents=True, exist_ok=True)
         for processes in (int(p) for p in options.web.split(",")):
             with console.status(f"{options.submits} submits, {processes} web process(es)…"):
-                got = measure(processes, options.clients, options.submits, Path(folder))
+                got = measure(processes, options.clients, options.submits, logs)
             latency = got["latency"]
             assert isinstance(latency, dict)
             table.add_row(

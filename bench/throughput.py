@@ -241,7 +241,10 @@ def jobyard_settings(database_url: str, workers: int, port: int, chunk: int) -> 
                 "celery_pool": "prefork",
                 "prefetch": 4,
                 "dispatch_chunk": chunk,
-            }
+            },
+            # bench/yard.py's pod-per-job type (bench/pods.py) needs its pool declared; nothing
+            # here submits to it.
+            "pods": {"mode": "pod-per-job", "max_parallel": 1},
         },
         web={"port": port},
     )
