@@ -4,7 +4,8 @@ A message carries up to `dispatch_chunk` jobs (a batch submit, or single submits
 while the queue had a backlog, `dispatch.sender`), where two guarded statements per job would
 cost more than jobs that take milliseconds. Here jobs are claimed in groups that grow while
 they finish fast (1, 2, 4 … up to 64; back to 1 after a slow group, so a long job is claimed
-alone and its timeout counts from its own start), each runs under its own time limit enforced
+alone and its timeout counts from its own start; the next message starts where the last one
+left off, `GroupPace`), each runs under its own time limit enforced
 by the executor (`execution.time_limit`), and successes are recorded in bulk by a background
 thread within `FLUSH_S`. A job that runs long hands the unclaimed rest back to the queue for
 other workers (`execution.handback`). The message is acknowledged only after every success of
@@ -21,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -95,6 +97,14 @@ class BulkSuccesses:
                 log.warning("recording finished jobs failed", exc_info=True)
 
 
+@dataclass
+class GroupPace:
+    """The group size a process's next message starts with: where its last one ended (fast
+    jobs are claimed many at a time from the first statement on; 1 after a slow group)."""
+
+    start: int = 1
+
+
 class ClaimUnavailable(Exception):
     """The database failed before these jobs were claimed: deliver them again later."""
 
@@ -108,14 +118,16 @@ def run_chunk(
     job_ids: Sequence[uuid.UUID],
     successes: BulkSuccesses,
     handback: HandBack | None = None,
+    pace: GroupPace | None = None,
 ) -> list[str]:
     """Run the jobs of one message in order; every outcome is recorded when this returns.
 
     With `handback`, a group that runs long sends the jobs after it back to the queue, and
-    they are left out here ("handed back").
+    they are left out here ("handed back"). With `pace`, the first group is as large as the
+    last message's last one, and the size reached is left there.
     """
     outcomes: list[str] = []
-    group = 1
+    group = pace.start if pace is not None else 1
     index = 0
     try:
         while index < len(job_ids):
@@ -143,6 +155,8 @@ def run_chunk(
                 break
             fast = time.monotonic() - began < FAST_GROUP_S
             group = min(group * 2, MAX_GROUP) if fast else 1
+            if pace is not None:
+                pace.start = group
     finally:
         successes.flush()
     return outcomes

@@ -43,6 +43,7 @@ class ProcessStateHolder:
         self._state: executor.ProcessState | None = None
         self._successes: chunks.BulkSuccesses | None = None
         self._handback: HandBack | None = None
+        self.pace = chunks.GroupPace()
 
     def get(self) -> executor.ProcessState:
         """This process's state, built on first use."""
@@ -105,7 +106,9 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
         if len(job_ids) > 1:
             try:
                 ids = [uuid.UUID(job_id) for job_id in job_ids]
-                outcomes = chunks.run_chunk(state, ids, holder.successes(), holder.handback())
+                outcomes = chunks.run_chunk(
+                    state, ids, holder.successes(), holder.handback(), holder.pace
+                )
                 return ",".join(outcomes)
             except chunks.ClaimUnavailable as exc:
                 log.warning("database unavailable before %s jobs started; retrying", exc)
