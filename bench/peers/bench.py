@@ -384,12 +384,11 @@ def _one_rep(
     SIDE.flushdb()  # side-channel db only; no worker is running now
     driver(lib, "reset", 0, tag, timeout)
     services = start_services(lib, tag) if lib in JY_SERVICES else {}
-    rss = PeakRss({k: p.pid for k, p in services.items()}) if services else None
+    rss = PeakRss({k: p.pid for k, p in services.items()})
     try:
         _phases(res, lib, tag, n, lat_n, timeout, rss)
     finally:
-        if rss is not None:
-            res["peak_rss_mb"] = rss.stop()
+        res["peak_rss_mb"] = rss.stop()
         stop_workers(list(services.values()))
     return res
 
@@ -406,8 +405,9 @@ def _phases(
     # (a) enqueue, no workers
     res["enqueue"] = driver(lib, "enqueue", n, f"{tag}-a", timeout)
     procs = start_workers(lib, tag)
-    if rss is not None:
-        rss.add("worker", procs[0].pid)
+    if rss is not None:  # every worker process with its children (prefork pools), summed
+        for index, proc in enumerate(procs):
+            rss.add("worker" if index == 0 else f"worker{index + 1}", proc.pid)
     try:
         # (d) drain the N queued jobs
         got = SIDE.blpop(f"{tag}-a".join(["b:", ":end"]), timeout=timeout)
@@ -531,6 +531,14 @@ def spread(vals: list[float]) -> float:
     return (max(vals) - min(vals)) / med * 100 if med else 0.0
 
 
+def worker_rss(rs: list[dict[str, Any]]) -> list[float]:
+    """Each repetition's peak RSS of all worker processes with their children (MB)."""
+    sums = [
+        sum(v for k, v in r.get("peak_rss_mb", {}).items() if k.startswith("worker")) for r in rs
+    ]
+    return [value for value in sums if value]
+
+
 def render(data: dict[str, Any]) -> str:
     cfg, res, ver = data["config"], data["results"], data["versions"]
     libs = [lib for lib in LIBS if any(r["lib"] == lib for r in res)]
@@ -549,9 +557,9 @@ def render(data: dict[str, Any]) -> str:
         "(see the header of `bench.py` for the exact procedure).\n"
     )
     L.append(
-        "| library / broker | N | (a) enqueue jobs/s | (d) drain jobs/s | (b) end-to-end jobs/s | lat-jobs | (c) latency p50 ms | p95 ms | p99 ms |"
+        "| library / broker | N | (a) enqueue jobs/s | (d) drain jobs/s | (b) end-to-end jobs/s | lat-jobs | (c) latency p50 ms | p95 ms | p99 ms | workers' peak RSS MB |"
     )
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for lib in libs:
         rs = [r for r in res if r["lib"] == lib]
 
@@ -567,7 +575,8 @@ def render(data: dict[str, Any]) -> str:
             f"{mmm(col('drain', 'rate'), '{:,.0f}')} | "
             f"{mmm(col('e2e', 'rate'), '{:,.0f}')} | {rs[0].get('lat_n', cfg['lat_n']):,} | "
             f"{mmm(col('latency', 'p50_ms'), '{:.2f}')} | "
-            f"{mmm(col('latency', 'p95_ms'), '{:.2f}')} | {mmm(col('latency', 'p99_ms'), '{:.2f}')} |"
+            f"{mmm(col('latency', 'p95_ms'), '{:.2f}')} | {mmm(col('latency', 'p99_ms'), '{:.2f}')} | "
+            f"{mmm(worker_rss(rs), '{:,.0f}')} |"
         )
     L.append("")
     L.append(

@@ -5,13 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jobyard.config import Settings
 from jobyard.dispatch import submit
+from jobyard.dispatch.sender import MessageSender
 from jobyard.domain.states import JobState
 from jobyard.store import jobs
+from jobyard.store.jobs import Dispatch
+from jobyard.store.records import JobRecord
 from tests import services
 from tests.factories import Backend, Stack, make_settings
 from tests.reliability.helpers import finished
@@ -91,3 +95,38 @@ def test_submitter_killed_between_commit_and_publish(outage_stack: tuple[Stack, 
         stack.scheduler()
         job = finished(stack, row["id"], timeout_s=60)
     assert job.state is JobState.SUCCEEDED and job.result == {"message": "orphan", "count": 1}
+
+
+def test_a_coalesced_send_that_fails_leaves_the_job_to_the_outbox(
+    outage_stack: tuple[Stack, int],
+) -> None:
+    """A submit deferred to the background sender (its queue had a backlog) whose send then
+    fails gets its dispatch mark cleared, and the outbox publishes it once the broker is back."""
+    stack, port = outage_stack
+    runtime = stack.runtime
+    sender = MessageSender(runtime.publisher, runtime.db, runtime.settings, backlog_ttl_s=600)
+    queue = runtime.settings.queue_for("general")
+    with services.private_redis(port):
+        warmup = [_stored_row(stack, f"w{i}") for i in range(3)]
+        for row in warmup:
+            assert sender.send_new([Dispatch.of(JobRecord.from_new_row(row))])
+        assert runtime.publisher.queue_lengths([queue])[queue] == 3  # a backlog, now known
+    row = _stored_row(stack, "deferred")
+    assert sender.send_new([Dispatch.of(JobRecord.from_new_row(row))])  # accepted, deferred
+    sender.flush()
+    assert jobs.get(runtime.db, row["id"]).dispatched_at is None
+    sender.close()
+    with services.private_redis(port):
+        stack.worker("general")
+        stack.scheduler()
+        job = finished(stack, row["id"], timeout_s=60)
+    assert job.state is JobState.SUCCEEDED and job.result == {"message": "deferred", "count": 1}
+
+
+def _stored_row(stack: Stack, message: str) -> dict[str, Any]:
+    """A job row committed as submits store them (marked sent), not yet published."""
+    request = submit.JobRequest("t.echo", {"message": message})
+    row = submit.job_row(stack.runtime, request, "test", stack.runtime.clock())
+    with stack.runtime.db.write() as conn:
+        jobs.insert_many(conn, [row])
+    return row

@@ -12,6 +12,8 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from kombu.exceptions import KombuError, OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobyard.config import Settings
 from jobyard.domain.priorities import broker_priority
@@ -20,6 +22,9 @@ from jobyard.execution.celery.app import EXECUTE_TASK, make_celery
 from jobyard.store.jobs import Dispatch
 
 log = logging.getLogger(__name__)
+#: What a send to an unreachable broker raises: kombu's own errors, and redis-py's when a
+#: pooled connection finds Redis gone (the custom transport's LPUSH is not wrapped by kombu).
+UNREACHABLE = (OperationalError, KombuError, OSError, RedisConnectionError, RedisTimeoutError)
 #: Messages per Redis pipeline round trip.
 PUBLISH_BATCH = 1000
 PERSISTENT = 2
@@ -56,7 +61,7 @@ class CeleryPublisher:
                 with _batched(producer):
                     self._send(producer, dispatches)
                 return {}
-        except (OperationalError, KombuError, OSError) as exc:
+        except UNREACHABLE as exc:
             raise BrokerUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
 
     def _messages(self, dispatches: Sequence[Dispatch]) -> int:
@@ -140,7 +145,7 @@ class CeleryPublisher:
         try:
             with self.app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=3)
-        except (OperationalError, KombuError, OSError) as exc:
+        except UNREACHABLE as exc:
             raise BrokerUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
 
     def queue_lengths(self, queues: Sequence[str]) -> dict[str, int]:
@@ -156,7 +161,7 @@ class CeleryPublisher:
                         lengths[name] = 0  # an undeclared queue holds nothing yet
                     finally:
                         _close_quietly(channel)
-        except (OperationalError, KombuError, OSError) as exc:
+        except UNREACHABLE as exc:
             raise BrokerUnavailable(f"broker {self._redacted()} is unreachable: {exc}") from exc
         return lengths
 

@@ -54,8 +54,11 @@ class MessageSender:
         db: Database,
         settings: Settings,
         batched_types: Collection[str] = (),
+        *,
+        backlog_ttl_s: float = BACKLOG_TTL_S,
     ) -> None:
         """`batched_types`: job types that gather their own batches (never coalesced)."""
+        self._backlog_ttl_s = backlog_ttl_s
         self._publisher = publisher
         self._db = db
         self._launched = settings.launched_queues
@@ -146,7 +149,7 @@ class MessageSender:
         if seen is None:
             return False
         length, at = seen
-        return length > BACKLOG_MESSAGES and time.monotonic() - at < BACKLOG_TTL_S
+        return length > BACKLOG_MESSAGES and time.monotonic() - at < self._backlog_ttl_s
 
     def _observe(self, lengths: Mapping[str, int]) -> None:
         now = time.monotonic()
