@@ -88,11 +88,11 @@ class MessageSender:
         messages = [d for d in dispatches if d.queue not in self._launched]
         if not messages:
             return True
-        later = [d for d in messages if self._coalesces(d)]
-        if len(later) == len(messages):
-            self._defer(later)
-            return True
-        ok = self._send_new_now([d for d in messages if not self._coalesces(d)])
+        later: list[Dispatch] = []
+        now: list[Dispatch] = []
+        for dispatch in messages:
+            (later if self._coalesces(dispatch) else now).append(dispatch)
+        ok = self._send_new_now(now) if now else True
         if later:
             self._defer(later)
         return ok

@@ -4,8 +4,8 @@ A message carries up to `dispatch_chunk` jobs (a batch submit, or single submits
 while the queue had a backlog, `dispatch.sender`), where two guarded statements per job would
 cost more than jobs that take milliseconds. Here jobs are claimed in groups that grow while
 they finish fast (1, 2, 4 … up to 64; back to 1 after a slow group, so a long job is claimed
-alone and its timeout counts from its own start; the next message starts where the last one
-left off, `GroupPace`), each runs under its own time limit enforced
+alone and its timeout counts from its own start; the next message of the same job types starts
+where the last one left off, `GroupPace`), each runs under its own time limit enforced
 by the executor (`execution.time_limit`), and successes are recorded in bulk by a background
 thread within `FLUSH_S`. A job that runs long hands the unclaimed rest back to the queue for
 other workers (`execution.handback`). The message is acknowledged only after every success of
@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -99,10 +99,18 @@ class BulkSuccesses:
 
 @dataclass
 class GroupPace:
-    """The group size a process's next message starts with: where its last one ended (fast
-    jobs are claimed many at a time from the first statement on; 1 after a slow group)."""
+    """The group size a process's next message of the same job type(s) starts with: where its
+    last one ended. Fast jobs are then claimed many at a time from the first statement on; a
+    type that was slow starts at one job again, and another type does not inherit the pace
+    (its jobs could wait behind each other, claimed, with their clocks running)."""
 
-    start: int = 1
+    starts: dict[str, int] = field(default_factory=dict)
+
+    def start(self, kind: str) -> int:
+        return self.starts.get(kind, 1)
+
+    def reached(self, kind: str, group: int) -> None:
+        self.starts[kind] = group
 
 
 class ClaimUnavailable(Exception):
@@ -119,36 +127,41 @@ def run_chunk(
     successes: BulkSuccesses,
     handback: HandBack | None = None,
     pace: GroupPace | None = None,
+    kind: str = "",
 ) -> list[str]:
     """Run the jobs of one message in order; every outcome is recorded when this returns.
 
     With `handback`, a group that runs long sends the jobs after it back to the queue, and
     they are left out here ("handed back"). With `pace`, the first group is as large as the
-    last message's last one, and the size reached is left there.
+    last one of the last message of the same `kind` (its job types), and the size reached is
+    left there.
     """
     outcomes: list[str] = []
-    group = pace.start if pace is not None else 1
+    group = pace.start(kind) if pace is not None else 1
     index = 0
     try:
         while index < len(job_ids):
             ids = job_ids[index : index + group]
             rest = job_ids[index + len(ids) :]
             began = time.monotonic()
-            try:
-                claimed = state.runtime.db.retry(
-                    functools.partial(_claim_group, state, ids),
-                    what=f"claiming {len(ids)} jobs",
-                    give_up_after_s=claims.CLAIM_RETRY_WINDOW_S,
-                )
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                raise ClaimUnavailable(job_ids[index:]) from exc
-            watch = handback.arm(rest) if handback is not None else None
-            try:
-                _run_group(state, ids, claimed, successes if group > 1 else None, outcomes)
-            finally:
-                handed = handback is not None and handback.disarm(watch)
+            # Registered while claimed and run: a retried claim whose first answer was lost
+            # finds the jobs running under this process, unheld, and carries them on.
+            with claims.claiming(state, ids):
+                try:
+                    claimed = state.runtime.db.retry(
+                        functools.partial(_claim_group, state, ids),
+                        what=f"claiming {len(ids)} jobs",
+                        give_up_after_s=claims.CLAIM_RETRY_WINDOW_S,
+                    )
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    raise ClaimUnavailable(job_ids[index:]) from exc
+                watch = handback.arm(rest) if handback is not None else None
+                try:
+                    _run_group(state, ids, claimed, successes if group > 1 else None, outcomes)
+                finally:
+                    handed = handback is not None and handback.disarm(watch)
             index += len(ids)
             if handed:
                 outcomes.extend("handed back" for _ in rest)
@@ -156,7 +169,7 @@ def run_chunk(
             fast = time.monotonic() - began < FAST_GROUP_S
             group = min(group * 2, MAX_GROUP) if fast else 1
             if pace is not None:
-                pace.start = group
+                pace.reached(kind, group)
     finally:
         successes.flush()
     return outcomes

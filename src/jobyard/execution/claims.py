@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,21 +46,32 @@ def claim(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
     is unavailable is retried for `CLAIM_RETRY_WINDOW_S`, then the error is raised for the
     caller to hand the message back to the broker.
     """
-    me = threading.get_ident()
-    with state.claiming_lock:
-        state.claiming.setdefault(job_id, set()).add(me)
-    try:
+    with claiming(state, [job_id]):
         return state.runtime.db.retry(
             lambda: _claim_once(state, job_id),
             what=f"claiming job {job_id}",
             give_up_after_s=CLAIM_RETRY_WINDOW_S,
         )
+
+
+@contextmanager
+def claiming(state: ProcessState, job_ids: Sequence[uuid.UUID]) -> Iterator[None]:
+    """Note that this thread is claiming these jobs (and running them, for a group), so that
+    its retried claim may carry on a claim whose answer the database lost
+    (`is_own_unstarted_claim`)."""
+    me = threading.get_ident()
+    with state.claiming_lock:
+        for job_id in job_ids:
+            state.claiming.setdefault(job_id, set()).add(me)
+    try:
+        yield
     finally:
         with state.claiming_lock:
-            threads = state.claiming.get(job_id, set())
-            threads.discard(me)
-            if not threads:
-                state.claiming.pop(job_id, None)
+            for job_id in job_ids:
+                threads = state.claiming.get(job_id, set())
+                threads.discard(me)
+                if not threads:
+                    state.claiming.pop(job_id, None)
 
 
 def start_attempt(state: ProcessState, job_id: uuid.UUID, now: datetime) -> JobRecord | None:

@@ -106,8 +106,10 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
         if len(job_ids) > 1:
             try:
                 ids = [uuid.UUID(job_id) for job_id in job_ids]
+                # The message's job type(s), as Celery's tools show them (`shadow`).
+                kind = str(getattr(task.request, "shadow", None) or "")
                 outcomes = chunks.run_chunk(
-                    state, ids, holder.successes(), holder.handback(), holder.pace
+                    state, ids, holder.successes(), holder.handback(), holder.pace, kind
                 )
                 return ",".join(outcomes)
             except chunks.ClaimUnavailable as exc:
