@@ -22,7 +22,7 @@ from jobyard.events.bus import EventPublisher
 from jobyard.events.factory import make_publisher
 from jobyard.loader import load_yard_for
 from jobyard.storage.location import Storage
-from jobyard.store import migrate
+from jobyard.store import schema_version
 from jobyard.store.db import Database
 
 
@@ -67,7 +67,7 @@ class Runtime:
         db = Database(settings.database)
         if check_schema:
             try:
-                migrate.require_current(db)
+                schema_version.require_current(db)
             except BaseException:
                 db.close()
                 raise

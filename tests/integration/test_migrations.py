@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from sqlalchemy import text
 
 from jobyard.errors import ConfigError
-from jobyard.store import migrate
+from jobyard.store import migrate, schema_version
 from jobyard.store.db import Database
+from jobyard.store.schema_version import HEAD_REVISION as HEAD
 from tests import services
 
 
@@ -35,9 +37,19 @@ def _check(db: Database) -> None:
     try:
         with pytest.raises(ConfigError, match="no jobyard tables"):
             migrate.require_current(db)
+        assert schema_version.current_revision(db) is None
         migrate.upgrade(db)
         assert migrate.current_revision(db) == migrate.head_revision(db)
+        # Every process's check reads the revision without Alembic: it must agree with it.
+        assert schema_version.current_revision(db) == schema_version.HEAD_REVISION
+        assert schema_version.HEAD_REVISION == migrate.head_revision(db)
         migrate.require_current(db)
+        with db.write() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+        with pytest.raises(ConfigError, match="is at revision 0006"):
+            schema_version.require_current(db)
+        with db.write() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": HEAD})
         config = migrate.alembic_config(db)
         with db.write() as conn:
             config.attributes["connection"] = conn

@@ -108,8 +108,9 @@ def test_a_coalesced_send_that_fails_leaves_the_job_to_the_outbox(
     queue = runtime.settings.queue_for("general")
     with services.private_redis(port):
         warmup = [_stored_row(stack, f"w{i}") for i in range(3)]
-        for row in warmup:
+        for row in warmup:  # the second finds one message waiting: the third is deferred
             assert sender.send_new([Dispatch.of(JobRecord.from_new_row(row))])
+        sender.flush()
         assert runtime.publisher.queue_lengths([queue])[queue] == 3  # a backlog, now known
     row = _stored_row(stack, "deferred")
     assert sender.send_new([Dispatch.of(JobRecord.from_new_row(row))])  # accepted, deferred

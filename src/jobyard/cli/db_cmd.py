@@ -8,7 +8,6 @@ import typer
 
 from jobyard.cli.output import console
 from jobyard.cli.state import state_of
-from jobyard.store import migrate
 from jobyard.store.db import Database
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -17,6 +16,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 @db_app.command("upgrade")
 def upgrade(ctx: typer.Context) -> None:
     """Create or migrate the job tables to the newest schema."""
+    from jobyard.store import migrate  # Alembic only where it is used (`store.schema_version`)
+
     revision = migrate.upgrade_url(state_of(ctx).settings().database)
     console().print(f"database at revision {revision}")
 
@@ -24,6 +25,8 @@ def upgrade(ctx: typer.Context) -> None:
 @db_app.command("current")
 def current(ctx: typer.Context) -> None:
     """Show the database's schema revision and the newest one."""
+    from jobyard.store import migrate
+
     db = Database(state_of(ctx).settings().database)
     try:
         db.ping()
@@ -41,6 +44,8 @@ def wait(
 ) -> None:
     """Wait until the database has the newest schema (a Kubernetes init container runs this
     while the migration Job upgrades it)."""
+    from jobyard.store import migrate
+
     db = Database(state_of(ctx).settings().database)
     try:
         migrate.wait_current(

@@ -24,7 +24,6 @@ from jobyard.embedded import redis as embedded_redis
 from jobyard.environments.pool_env import ACTIVE_ENV, PoolEnvironment
 from jobyard.loader import load_yard_for
 from jobyard.runtime import Runtime, check_configuration
-from jobyard.store import migrate
 from jobyard.supervisor import ChildSpec, Supervisor
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "packs" / "demo" / "jobyard.toml"
@@ -84,6 +83,8 @@ def up(
     check_configuration(settings, yard)
     auth_mode = access.effective_mode(settings)
     require_free_port(settings.web.host, settings.web.port)
+    from jobyard.store import migrate  # Alembic only where it is used (`store.schema_version`)
+
     out = console()
     # Environments first: a pool whose requirements cannot be built starts nothing.
     pythons = {pool: build_environment(settings, pool, out) for pool in settings.pools}

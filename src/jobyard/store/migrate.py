@@ -13,6 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from jobyard.errors import ConfigError, ServiceUnavailable
+from jobyard.store import schema_version
 from jobyard.store.db import Database
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -68,19 +69,13 @@ def upgrade_url(url: str) -> str | None:
 
 
 def require_current(db: Database) -> None:
-    """Refuse to run against a database without the newest schema.
+    """Refuse to run against a database without the newest schema (`schema_version`).
 
     Raises:
         ServiceUnavailable: the database cannot be reached.
         ConfigError: the schema is missing or older than this jobyard, naming the command to run.
     """
-    db.ping()
-    current, head = current_revision(db), head_revision(db)
-    if current != head:
-        state = "has no jobyard tables" if current is None else f"is at revision {current}"
-        raise ConfigError(
-            f"the database {state}; this jobyard needs revision {head}: run `jobyard db upgrade`"
-        )
+    schema_version.require_current(db)
 
 
 def wait_current(
