@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from jobyard.domain.roles import Role
@@ -222,22 +221,9 @@ def record(
     details: dict[str, Any] | None = None,
     client: str | None = None,
 ) -> None:
-    """Append to the audit log."""
+    """Append to the audit log (`audit_entry` for a row stored with the change it records)."""
     with runtime.db.write() as conn:
-        record_in(conn, runtime, principal, action, target, details, client)
-
-
-def record_in(
-    conn: Connection,
-    runtime: Runtime,
-    principal: Principal,
-    action: str,
-    target: Any = None,
-    details: dict[str, Any] | None = None,
-    client: str | None = None,
-) -> None:
-    """Append to the audit log in the caller's transaction (with the change it records)."""
-    audit.append(conn, audit_entry(runtime, principal, action, target, details, client))
+        audit.append(conn, audit_entry(runtime, principal, action, target, details, client))
 
 
 def audit_entry(
