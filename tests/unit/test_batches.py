@@ -111,3 +111,31 @@ def test_time_limit_on_another_thread() -> None:
     thread.start()
     thread.join(timeout=10)
     assert outcome == ["timed out", "done", "still alive"]
+
+
+def test_time_limits_of_several_threads_at_once() -> None:
+    """One watchdog serves every thread: each call is stopped at its own deadline only."""
+    outcomes: dict[str, str] = {}
+
+    def run(name: str, limit_s: float, work_s: float) -> None:
+        try:
+            outcomes[name] = call_with_time_limit(limit_s, lambda: busy(work_s))
+        except CallTimedOut:
+            outcomes[name] = "timed out"
+
+    threads = [
+        threading.Thread(target=run, args=("slow", 0.3, 5)),
+        threading.Thread(target=run, args=("quick", 5, 0.1)),
+        threading.Thread(target=run, args=("slower", 0.6, 5)),
+        threading.Thread(target=run, args=("just in time", 3, 0.8)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert outcomes == {
+        "slow": "timed out",
+        "quick": "done",
+        "slower": "timed out",
+        "just in time": "done",
+    }
