@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import kubernetes_validate
@@ -182,15 +184,15 @@ def test_cancel_deletes_the_job_and_a_restarted_launcher_adopts_the_rest(
 def test_evictions_and_deadlines_reached_while_no_launcher_ran_are_named(
     k8s: Stack, cluster: FakeCluster
 ) -> None:
+    def running(job_id: uuid.UUID) -> bool:
+        return jobs.get(k8s.runtime.db, job_id).state is JobState.RUNNING
+
     evicted = submit_job(k8s, "p.python", delay_s=20.0)
+    wait_for(partial(running, evicted), timeout_s=30, what="the job to evict to run")
+    # Submitted only now, and the launcher killed as soon as it runs: a launcher still alive
+    # 1.5 s later would end it for its timeout itself, before Kubernetes's deadline does.
     overdue = submit_job(k8s, "p.slow")  # timeout 1.5 s: its Job's deadline is 3 s
-
-    def both_running() -> bool:
-        return all(
-            jobs.get(k8s.runtime.db, j).state is JobState.RUNNING for j in (evicted, overdue)
-        )
-
-    wait_for(both_running, timeout_s=30, what="both jobs to run")
+    wait_for(partial(running, overdue), timeout_s=30, interval_s=0.05, what="the slow job to run")
     k8s.stop("launcher", signal.SIGKILL)
     cluster.evict(str(evicted))
 
