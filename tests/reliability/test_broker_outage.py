@@ -13,7 +13,7 @@ from jobyard.config import Settings
 from jobyard.dispatch import submit
 from jobyard.dispatch.sender import MessageSender
 from jobyard.domain.states import JobState
-from jobyard.store import jobs
+from jobyard.store import job_inserts, jobs
 from jobyard.store.jobs import Dispatch
 from jobyard.store.records import JobRecord
 from tests import services
@@ -88,7 +88,7 @@ def test_submitter_killed_between_commit_and_publish(outage_stack: tuple[Stack, 
     request = submit.JobRequest("t.echo", {"message": "orphan"})
     row = submit.job_row(stack.runtime, request, "test", stack.runtime.clock())
     with stack.runtime.db.write() as conn:
-        jobs.insert_many(conn, [row])
+        job_inserts.insert_many(conn, [row])
     assert jobs.get(stack.runtime.db, row["id"]).dispatched_at is not None
     with services.private_redis(port):
         stack.worker("general")
@@ -129,5 +129,5 @@ def _stored_row(stack: Stack, message: str) -> dict[str, Any]:
     request = submit.JobRequest("t.echo", {"message": message})
     row = submit.job_row(stack.runtime, request, "test", stack.runtime.clock())
     with stack.runtime.db.write() as conn:
-        jobs.insert_many(conn, [row])
+        job_inserts.insert_many(conn, [row])
     return row

@@ -26,7 +26,7 @@ from jobyard.errors import (
 )
 from jobyard.events.types import state_event
 from jobyard.runtime import Runtime
-from jobyard.store import audit, jobs
+from jobyard.store import audit, job_inserts, jobs
 from jobyard.store.db import is_unique_violation
 from jobyard.store.jobs import Dispatch
 from jobyard.store.records import JobRecord
@@ -266,7 +266,7 @@ def _store_once(
         job = JobRecord.from_new_row(rows[0])
         entries = on_stored([job]) if on_stored is not None else ()
         with runtime.db.one_statement() as conn:
-            jobs.insert_one(conn, rows[0], entries)
+            job_inserts.insert_one(conn, rows[0], entries)
         return [Submitted(job, True)]
     with runtime.db.write() as conn:
         existing = jobs.by_idempotency_keys(conn, keyed) if keyed else {}
@@ -277,7 +277,7 @@ def _store_once(
                 _check_same(match, row)
             else:
                 new_rows.append(row)
-        jobs.insert_many(conn, new_rows)
+        job_inserts.insert_many(conn, new_rows)
         created = {r["id"]: JobRecord.from_new_row(r) for r in new_rows}
         if on_stored is not None and created:
             audit.append_many(conn, on_stored(list(created.values())))

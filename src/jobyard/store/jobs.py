@@ -5,18 +5,15 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
 from sqlalchemy import (
-    JSON,
     Connection,
     Executable,
     String,
-    Table,
     Text,
     bindparam,
     cast,
@@ -29,7 +26,7 @@ from sqlalchemy import (
 from jobyard.domain.states import JobState, is_allowed
 from jobyard.errors import JobNotFound
 from jobyard.store.db import Database
-from jobyard.store.models import attempts_table, audit_table, jobs_table
+from jobyard.store.models import attempts_table, jobs_table
 from jobyard.store.records import AttemptRecord, JobRecord
 from jobyard.store.types import UTCDateTime
 
@@ -235,77 +232,6 @@ def _attempt_params(ends: AttemptEnd, now: datetime) -> dict[str, Any]:
         "a_error_type": ends.error_type,
         "a_traceback": ends.traceback,
     }
-
-
-def insert_one(
-    conn: Connection, row: Mapping[str, Any], audit_rows: Sequence[Mapping[str, Any]] = ()
-) -> None:
-    """Insert one new queued job and the audit entries stored with it.
-
-    On PostgreSQL that is one statement of plain SQL (psycopg prepares it after a few uses):
-    the job's INSERT in a data-modifying CTE, which always runs, so an autocommit connection
-    stores both in one round trip; building the same through SQLAlchemy's `values()` cost
-    more than the database's work. It still goes through SQLAlchemy's connection, whose
-    error wrapping and invalidation of a lost connection the callers rely on. Elsewhere the
-    caller's transaction holds them together.
-    """
-    if conn.dialect.name != "postgresql":
-        conn.execute(insert(jobs_table), [row])
-        if audit_rows:
-            conn.execute(insert(audit_table), list(audit_rows))
-        return
-    audit_columns = tuple(audit_rows[0]) if audit_rows else ()
-    sql = _insert_one_sql(tuple(row), audit_columns, len(audit_rows))
-    params = [_pg_param(jobs_table, name, row[name]) for name in row]
-    for entry in audit_rows:
-        params += [_pg_param(audit_table, name, entry[name]) for name in audit_columns]
-    conn.exec_driver_sql(sql, tuple(params))
-
-
-@functools.cache
-def _insert_one_sql(columns: tuple[str, ...], audit_columns: tuple[str, ...], audits: int) -> str:
-    job = (
-        f"INSERT INTO jobyard_jobs ({', '.join(columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))})"
-    )
-    if not audits:
-        return job
-    one = f"({', '.join(['%s'] * len(audit_columns))})"
-    return (
-        f"WITH new_job AS ({job}) INSERT INTO jobyard_audit ({', '.join(audit_columns)}) "
-        f"VALUES {', '.join([one] * audits)}"
-    )
-
-
-def _pg_param(table: Table, name: str, value: Any) -> Any:
-    if value is not None and isinstance(table.c[name].type, JSON):
-        return Jsonb(value)
-    return value
-
-
-def insert_many(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert new queued jobs: COPY on PostgreSQL (the batch-submit hot path; parameter
-    binding row by row cost more than the database's work), multi-row INSERTs elsewhere."""
-    if not rows:
-        return
-    if conn.dialect.name != "postgresql" or len(rows) == 1:  # COPY costs more for one row
-        for start in range(0, len(rows), 500):
-            conn.execute(insert(jobs_table), list(rows[start : start + 500]))
-        return
-    columns = list(rows[0])
-    json_columns = {name for name in columns if isinstance(jobs_table.c[name].type, JSON)}
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    names = ", ".join(columns)
-    with raw.cursor() as cursor, cursor.copy(f"COPY jobyard_jobs ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(
-                [_json_text(row[name]) if name in json_columns else row[name] for name in columns]
-            )
-
-
-def _json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
 
 
 def by_idempotency_keys(conn: Connection, keys: Iterable[str]) -> dict[str, JobRecord]:
