@@ -6,10 +6,10 @@ later. A duplicate message is harmless: the worker's guarded claim turns it into
 of pod-per-job pools get no message: their launcher takes them from the database, so they are
 only marked dispatched.
 
-New submits (`publish_new`) are stored already marked dispatched, which saves a second
-transaction per submit: a failed send clears the mark at once, and a submitter killed between
-its commit and its send leaves a job the lost-message heal publishes (its queue is empty while
-the job waits), exactly as after a broker that lost the message.
+New submits are stored already marked dispatched and sent by `dispatch.sender`, which saves a
+second transaction per submit: a failed send clears the mark at once, and a submitter killed
+between its commit and its send leaves a job the lost-message heal publishes (its queue is
+empty while the job waits), exactly as after a broker that lost the message.
 """
 
 from __future__ import annotations
@@ -42,17 +42,6 @@ def publish_committed(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
     with runtime.db.write() as conn:
         outbox_queries.mark_dispatched(conn, [d.id for d in dispatches], runtime.clock())
     return True
-
-
-def publish_new(runtime: Runtime, dispatches: Sequence[Dispatch]) -> bool:
-    """Publish jobs that were stored already marked dispatched (`dispatch.sender`); on a
-    failed send their mark is cleared so `redispatch_stale` publishes them once the broker is
-    back.
-
-    Returns:
-        False when the broker was unreachable.
-    """
-    return runtime.sender.send_new(dispatches)
 
 
 def redispatch_stale(runtime: Runtime) -> int:

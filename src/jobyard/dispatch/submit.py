@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from jobyard.app import JobDefinition
-from jobyard.dispatch import outbox
 from jobyard.domain.ids import uuid7
 from jobyard.domain.limits import MAX_ARGS_BYTES, MAX_BATCH_JOBS, MAX_PRIORITY, MIN_PRIORITY
 from jobyard.domain.states import JobState
@@ -102,7 +101,7 @@ def submit_many(
     fresh = [s.job for s in outcome if s.created]
     if fresh:
         runtime.events.publish([state_event(job) for job in fresh])
-        outbox.publish_new(runtime, [Dispatch.of(j) for j in fresh])
+        runtime.sender.send_new([Dispatch.of(j) for j in fresh])
     return outcome
 
 
@@ -227,7 +226,7 @@ def _new_row(
         "rerun_of": request.rerun_of,
         "created_at": now,
         "updated_at": now,
-        # Marked sent in the same transaction; a failed send clears it (`outbox.publish_new`).
+        # Marked sent in the same transaction; a failed send clears it (`MessageSender.send_new`).
         "dispatched_at": now,
     }
 

@@ -147,16 +147,7 @@ def run_chunk(
             # Registered while claimed and run: a retried claim whose first answer was lost
             # finds the jobs running under this process, unheld, and carries them on.
             with claims.claiming(state, ids):
-                try:
-                    claimed = state.runtime.db.retry(
-                        functools.partial(_claim_group, state, ids),
-                        what=f"claiming {len(ids)} jobs",
-                        give_up_after_s=claims.CLAIM_RETRY_WINDOW_S,
-                    )
-                except Exception as exc:
-                    if not is_transient(exc):
-                        raise
-                    raise ClaimUnavailable(job_ids[index:]) from exc
+                claimed = _claim_or_give_back(state, ids, job_ids[index:])
                 watch = handback.arm(rest) if handback is not None else None
                 try:
                     _run_group(state, ids, claimed, successes if group > 1 else None, outcomes)
@@ -173,6 +164,26 @@ def run_chunk(
     finally:
         successes.flush()
     return outcomes
+
+
+def _claim_or_give_back(
+    state: executor.ProcessState, ids: Sequence[uuid.UUID], unclaimed: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, JobRecord]:
+    """Claim a group, retrying a database that is away for a while.
+
+    Raises:
+        ClaimUnavailable: with the message's `unclaimed` jobs, to deliver again later.
+    """
+    try:
+        return state.runtime.db.retry(
+            functools.partial(_claim_group, state, ids),
+            what=f"claiming {len(ids)} jobs",
+            give_up_after_s=claims.CLAIM_RETRY_WINDOW_S,
+        )
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        raise ClaimUnavailable(unclaimed) from exc
 
 
 def _run_group(
