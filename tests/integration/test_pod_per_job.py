@@ -195,8 +195,12 @@ def test_a_killed_launcher_leaves_every_job_to_end_exactly_once(pods: Stack) -> 
     ids = [submit_job(pods, "p.python", delay_s=3.0, steps=3) for _ in range(MAX_PARALLEL + 2)]
 
     def all_slots_busy() -> bool:
-        states = [jobs.get(pods.runtime.db, job_id).state for job_id in ids]
-        return states.count(JobState.RUNNING) == MAX_PARALLEL
+        # Running with progress reported: its process exists (a job killed with the launcher
+        # between its claim and its process's start is lost and retried, rightly, but that is
+        # not the adoption this test is about).
+        found = [jobs.get(pods.runtime.db, job_id) for job_id in ids]
+        started = [j for j in found if j.state is JobState.RUNNING and j.progress is not None]
+        return len(started) == MAX_PARALLEL
 
     wait_for(all_slots_busy, timeout_s=30, what="every slot to be busy")
     pods.stop("launcher", signal.SIGKILL)
