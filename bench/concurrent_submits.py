@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 import tempfile
@@ -38,6 +39,7 @@ from bench.throughput import (
     stop,
     wait_until,
 )
+from jobyard.config import Settings
 from jobyard.store.db import Database
 
 BODY = json.dumps({"type": "bench.noop", "args": {}}).encode()
@@ -71,9 +73,13 @@ async def load(port: int, clients: int, submits: int) -> tuple[float, list[float
     latencies: list[float] = []
     statuses: list[int] = []
     each = submits // clients
-    began = time.perf_counter()
-    await asyncio.gather(*(client(port, each, latencies, statuses) for _ in range(clients)))
-    return time.perf_counter() - began, latencies, statuses
+    gc.disable()  # the load generator's own collector pauses are not the server's latency
+    try:
+        began = time.perf_counter()
+        await asyncio.gather(*(client(port, each, latencies, statuses) for _ in range(clients)))
+        return time.perf_counter() - began, latencies, statuses
+    finally:
+        gc.enable()
 
 
 def measure(web_processes: int, clients: int, submits: int, logs: Path) -> dict[str, object]:
@@ -87,6 +93,8 @@ def measure(web_processes: int, clients: int, submits: int, logs: Path) -> dict[
         try:
             wait_until(lambda: _ready(port), 60, "jobyard web")
             asyncio.run(load(port, clients, clients * 2))  # every connection opened once
+            # ... and the worker's processes started: measured is the steady state.
+            wait_until(lambda: _succeeded(settings) == clients * 2, 60, "the warm-up jobs")
             seconds, latencies, statuses = asyncio.run(load(port, clients, submits))
         finally:
             for process in (worker, web):
@@ -105,6 +113,16 @@ def measure(web_processes: int, clients: int, submits: int, logs: Path) -> dict[
         "stored": int(stored) - clients * 2,
         "other": len(statuses) - accepted,
     }
+
+
+def _succeeded(settings: Settings) -> int:
+    db = Database(settings.database)
+    try:
+        with db.read() as conn:
+            query = "SELECT count(*) FROM jobyard_jobs WHERE state = 'succeeded'"
+            return int(conn.exec_driver_sql(query).scalar_one())
+    finally:
+        db.close()
 
 
 def _ready(port: int) -> bool:

@@ -262,7 +262,9 @@ def env_of(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
     for key, value in settings.model_dump(mode="json", exclude_none=True).items():
         env[f"JOBYARD_{key.upper()}"] = json.dumps(value) if isinstance(value, dict) else str(value)
-    env["PYTHONPATH"] = str(ROOT)
+    # BENCH_PYTHONPATH: more for the jobyard processes (a `sitecustomize` that traces, say).
+    extra = os.environ.get("BENCH_PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), extra] if extra else [str(ROOT)])
     return env
 
 

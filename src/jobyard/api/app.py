@@ -14,6 +14,7 @@ from jobyard import access
 from jobyard.api import docs, problems
 from jobyard.api.body_guard import BodyGuard
 from jobyard.api.deps import storable_params
+from jobyard.api.fast_submit import FastSubmit
 from jobyard.api.metrics import make_registry
 from jobyard.api.routes import (
     artifacts,
@@ -29,8 +30,10 @@ from jobyard.api.routes import (
 from jobyard.api.security_headers import SecurityHeaders
 from jobyard.app import Yard
 from jobyard.config import Settings
+from jobyard.dispatch.group_commit import GroupCommitter
 from jobyard.events.factory import make_listener
 from jobyard.events.hub import EventHub
+from jobyard.gc_freeze import freeze_startup_objects
 from jobyard.runtime import Runtime
 from jobyard.web import login, posts, views
 from jobyard.web.render import WEB_DIR
@@ -61,9 +64,12 @@ def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None
         hub = EventHub(make_listener(settings.events, settings.queue_prefix))
         hub.start(asyncio.get_running_loop())
         app.state.events = hub
+        app.state.submits = GroupCommitter(runtime, asyncio.get_running_loop())
+        freeze_startup_objects()
         try:
             yield
         finally:
+            app.state.submits.close()
             hub.close()
             runtime.close()
 
@@ -78,6 +84,7 @@ def create_app(settings: Settings, *, yard: Yard | None = None, host: str | None
         openapi_url=None,  # served by `api.docs`, behind the API's authentication
     )
     app.state.auth_mode = auth_mode
+    app.add_middleware(FastSubmit)  # inside the guard: bodies are authenticated and capped
     app.add_middleware(BodyGuard, web=settings.web)
     app.add_middleware(SecurityHeaders)
     problems.install(app)

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from jobyard.errors import (
     BrokerUnavailable,
@@ -42,6 +43,15 @@ def install(app: FastAPI) -> None:
     for broker_error in (redis.ConnectionError, redis.TimeoutError, KombuOperationalError):
         app.add_exception_handler(broker_error, _broker_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+async def answer(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer a request with the registered handler for `exc`, for code that runs outside
+    FastAPI's routing (the lean submit path) but must answer exactly as a route would."""
+    handlers = scope["app"].exception_handlers
+    handler = next(handlers[kind] for kind in type(exc).__mro__ if kind in handlers)
+    response: Response = await handler(Request(scope, receive), exc)
+    await response(scope, receive, send)
 
 
 def problem(status: int, code: str, message: str, **details: Any) -> JSONResponse:

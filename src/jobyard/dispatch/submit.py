@@ -98,11 +98,15 @@ def submit_many(
     now = runtime.clock()
     rows = _validated_rows(runtime, requests, submitted_by, now, batch=batch)
     outcome = _store(runtime, rows, on_stored)
-    fresh = [s.job for s in outcome if s.created]
+    announce(runtime, [s.job for s in outcome if s.created])
+    return outcome
+
+
+def announce(runtime: Runtime, fresh: Sequence[JobRecord]) -> None:
+    """Tell the dashboards and send the messages of jobs just committed."""
     if fresh:
         runtime.events.publish([state_event(job) for job in fresh])
         runtime.sender.send_new([Dispatch.of(j) for j in fresh])
-    return outcome
 
 
 def _validated_rows(

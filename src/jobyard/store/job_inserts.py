@@ -20,41 +20,55 @@ from jobyard.store.models import audit_table, jobs_table
 def insert_one(
     conn: Connection, row: Mapping[str, Any], audit_rows: Sequence[Mapping[str, Any]] = ()
 ) -> None:
-    """Insert one new queued job and the audit entries stored with it.
+    """Insert one new queued job and the audit entries stored with it (`insert_rows`)."""
+    insert_rows(conn, [row], audit_rows)
+
+
+def insert_rows(
+    conn: Connection,
+    rows: Sequence[Mapping[str, Any]],
+    audit_rows: Sequence[Mapping[str, Any]] = (),
+) -> None:
+    """Insert a few new queued jobs (a submit, or a group of concurrent ones) and the audit
+    entries stored with them.
 
     On PostgreSQL that is one statement of plain SQL (psycopg prepares it after a few uses):
-    the job's INSERT in a data-modifying CTE, which always runs, so an autocommit connection
-    stores both in one round trip; building the same through SQLAlchemy's `values()` cost
+    the jobs' INSERT in a data-modifying CTE, which always runs, so an autocommit connection
+    stores them all in one round trip; building the same through SQLAlchemy's `values()` cost
     more than the database's work. It still goes through SQLAlchemy's connection, whose
     error wrapping and invalidation of a lost connection the callers rely on. Elsewhere the
-    caller's transaction holds them together.
+    caller's transaction holds them together. Many rows: `insert_many`.
     """
     if conn.dialect.name != "postgresql":
-        conn.execute(insert(jobs_table), [row])
+        conn.execute(insert(jobs_table), list(rows))
         if audit_rows:
             conn.execute(insert(audit_table), list(audit_rows))
         return
+    columns = tuple(rows[0])
     audit_columns = tuple(audit_rows[0]) if audit_rows else ()
-    sql = _insert_one_sql(tuple(row), audit_columns, len(audit_rows))
-    params = [_pg_param(jobs_table, name, row[name]) for name in row]
+    sql = _insert_rows_sql(columns, len(rows), audit_columns, len(audit_rows))
+    params = [_pg_param(jobs_table, name, row[name]) for row in rows for name in columns]
     for entry in audit_rows:
         params += [_pg_param(audit_table, name, entry[name]) for name in audit_columns]
     conn.exec_driver_sql(sql, tuple(params))
 
 
-@functools.cache
-def _insert_one_sql(columns: tuple[str, ...], audit_columns: tuple[str, ...], audits: int) -> str:
-    job = (
-        f"INSERT INTO jobyard_jobs ({', '.join(columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))})"
-    )
+@functools.lru_cache(maxsize=256)
+def _insert_rows_sql(
+    columns: tuple[str, ...], count: int, audit_columns: tuple[str, ...], audits: int
+) -> str:
+    jobs = f"INSERT INTO jobyard_jobs ({', '.join(columns)}) VALUES {_values(columns, count)}"
     if not audits:
-        return job
-    one = f"({', '.join(['%s'] * len(audit_columns))})"
+        return jobs
     return (
-        f"WITH new_job AS ({job}) INSERT INTO jobyard_audit ({', '.join(audit_columns)}) "
-        f"VALUES {', '.join([one] * audits)}"
+        f"WITH new_jobs AS ({jobs}) INSERT INTO jobyard_audit ({', '.join(audit_columns)}) "
+        f"VALUES {_values(audit_columns, audits)}"
     )
+
+
+def _values(columns: tuple[str, ...], count: int) -> str:
+    one = f"({', '.join(['%s'] * len(columns))})"
+    return ", ".join([one] * count)
 
 
 def _pg_param(table: Table, name: str, value: Any) -> Any:

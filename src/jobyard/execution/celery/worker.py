@@ -24,6 +24,7 @@ from jobyard.execution.handback import HandBack
 from jobyard.execution.leases import LeaseKeeper
 from jobyard.execution.owners import owner_id
 from jobyard.execution.stall_watch import StallWatch
+from jobyard.gc_freeze import freeze_startup_objects
 from jobyard.runtime import Runtime, longest_timeout_s
 from jobyard.store.db import is_transient
 
@@ -63,6 +64,7 @@ class ProcessStateHolder:
                 self._successes = chunks.BulkSuccesses(self._state)
                 self._handback = HandBack(functools.partial(chunks.send_back, self._state))
                 self._pid = os.getpid()
+                freeze_startup_objects()
             return self._state
 
     def _end_process(self, runtime: Runtime, job_id: uuid.UUID, attempt: int) -> None:
@@ -191,8 +193,12 @@ def run_worker(
             logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
             logging.getLogger("celery.worker.strategy").setLevel(logging.WARNING)
 
+    def started(**_: Any) -> None:
+        freeze_startup_objects()  # the consumer's process; pool processes freeze their own
+
     signals.worker_shutdown.connect(remember, weak=False)
     signals.after_setup_logger.connect(one_line_per_job, weak=False)
+    signals.worker_ready.connect(started, weak=False)
     if quiet:  # running as root on a laptop is `up`'s business, not a warning per worker
         warnings.filterwarnings("ignore", category=SecurityWarning)
     try:
@@ -200,4 +206,5 @@ def run_worker(
     finally:
         signals.worker_shutdown.disconnect(remember)
         signals.after_setup_logger.disconnect(one_line_per_job)
+        signals.worker_ready.disconnect(started)
     return codes[-1] if codes else 0
