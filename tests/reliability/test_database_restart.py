@@ -7,6 +7,7 @@ Each test runs its own cluster (`services.PrivatePostgres`); the shared server i
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -14,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -203,3 +205,73 @@ def test_the_web_answers_503_while_the_database_is_down(
         r for r in caplog.records if r.getMessage().endswith(")") and "503" not in r.getMessage()
     ]
     assert any("database unavailable" in r.getMessage() for r in unavailable)
+
+
+@pytest.mark.slow
+def test_http_submits_during_restarts_are_stored_once_each(
+    private_pg: services.PrivatePostgres, pg_stack: Stack
+) -> None:
+    """Concurrent clients submit through `jobyard web` (grouped commits) while PostgreSQL
+    restarts: every answer is 201 or 503, every 201 is one stored row with its audit entry,
+    and no submit is stored twice."""
+    stack = pg_stack
+    port = services.free_port()
+    stack.start("web", "web", "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _web_ready(url), timeout_s=30, what="jobyard web")
+    restarts = _restarts(private_pg, count=3, every_s=0.8)
+    try:
+        answers = asyncio.run(_submit_until(url, clients=10, seconds=3.5))
+    finally:
+        restarts.join()
+    statuses = Counter(status for status, _, _ in answers)
+    assert set(statuses) <= {201, 503}, statuses
+    assert statuses[201] > 0 and statuses[503] > 0, statuses  # the restarts were met
+    accepted = {job_id: message for status, message, job_id in answers if status == 201}
+
+    def stored() -> tuple[Counter[str], set[str], set[str]]:
+        with stack.runtime.db.read() as conn:
+            messages = Counter(
+                row[0] for row in conn.exec_driver_sql("SELECT args->>'message' FROM jobyard_jobs")
+            )
+            ids = {str(row[0]) for row in conn.exec_driver_sql("SELECT id FROM jobyard_jobs")}
+            audited = {
+                row[0]
+                for row in conn.exec_driver_sql(
+                    "SELECT target FROM jobyard_audit WHERE action = 'job.submit'"
+                )
+            }
+        return messages, ids, audited
+
+    messages, ids, audited = stack.runtime.db.retry(stored, what="reading the submits")
+    assert set(accepted) <= ids and set(accepted) <= audited
+    assert max(messages.values()) == 1, messages.most_common(3)
+    assert all(messages[m] == 1 for m in accepted.values())
+
+
+def _web_ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def _submit_until(url: str, clients: int, seconds: float) -> list[tuple[int, str, str]]:
+    """Each client submits one job after another (each with its own message) until the time
+    is up; the answers as (status, message, job id or "")."""
+    answers: list[tuple[int, str, str]] = []
+    deadline = time.monotonic() + seconds
+
+    async def client(number: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            sent = 0
+            while time.monotonic() < deadline:
+                message = f"c{number}-{sent}"
+                sent += 1
+                body = {"type": "t.echo", "args": {"message": message}}
+                response = await http.post("/api/v1/jobs", json=body)
+                job_id = response.json().get("id", "") if response.status_code == 201 else ""
+                answers.append((response.status_code, message, job_id))
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    return answers

@@ -75,11 +75,13 @@ class BulkSuccesses:
             runtime = self._state.runtime
 
             def record() -> list[JobRecord]:
-                with runtime.db.write() as conn:
+                with runtime.db.single() as conn:  # one statement on PostgreSQL
                     done = batches.succeed_many(conn, pending)
-                    finished = {job.id for job in done}
-                    for item in pending:
-                        if item.job.id not in finished:
+                finished = {job.id for job in done}
+                moved_on = [item for item in pending if item.job.id not in finished]
+                if moved_on:  # cancelled or taken over meanwhile: rare, and only noted
+                    with runtime.db.write() as conn:
+                        for item in moved_on:
                             overtaken.discard_overtaken(conn, item.job, item.finished_at)
                 return done
 
@@ -222,7 +224,7 @@ def _claim_group(
     runtime = state.runtime
     now = runtime.clock()
     values = claims.claim_values(state, now)
-    with runtime.db.write() as conn:
+    with runtime.db.single() as conn:  # one guarded statement
         claimed = batches.claim_many(
             conn,
             job_ids,

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, String, bindparam, select, text, update
 
 from jobyard.domain.states import AttemptOutcome, JobState
 from jobyard.store import jobs
 from jobyard.store.models import jobs_table
 from jobyard.store.records import JobRecord
+from jobyard.store.types import UTCDateTime
 
 J = jobs_table.c
 
@@ -44,17 +45,13 @@ def claim_many(
     lease_until: datetime,
 ) -> dict[uuid.UUID, JobRecord]:
     """Take every still-queued job of `job_ids` to `running` as its next attempt."""
-    statement = (
-        update(jobs_table)
-        .where(J.id.in_(list(job_ids)), J.state == JobState.QUEUED.value)
-        .values(_claim_values(now, owner, lease_until))
-        .returning(*jobs_table.c)
-    )
-    claimed = [JobRecord.from_row(row) for row in conn.execute(statement).mappings()]
+    params = {"ids": list(job_ids), "now": now, "owner": owner, "lease_until": lease_until}
+    claimed = [JobRecord.from_row(row) for row in conn.execute(_CLAIM_MANY, params).mappings()]
     return {job.id: job for job in claimed}
 
 
-def _claim_values(now: datetime, owner: str, lease_until: datetime) -> dict[str, Any]:
+def _claim_values(now: Any, owner: Any, lease_until: Any) -> dict[str, Any]:
+    """The claim's new values (datetimes and owner, or bind parameters standing for them)."""
     return {
         "state": JobState.RUNNING.value,
         "updated_at": now,
@@ -67,6 +64,20 @@ def _claim_values(now: datetime, owner: str, lease_until: datetime) -> dict[str,
         "progress_message": None,
     }
 
+
+#: Built once: building and keying the statement per call cost more than running it.
+_CLAIM_MANY = (
+    update(jobs_table)
+    .where(J.id.in_(bindparam("ids", expanding=True)), J.state == JobState.QUEUED.value)
+    .values(
+        _claim_values(
+            bindparam("now", type_=UTCDateTime),
+            bindparam("owner", type_=String),
+            bindparam("lease_until", type_=UTCDateTime),
+        )
+    )
+    .returning(*jobs_table.c)
+)
 
 _SUCCEED_MANY = text(
     """
