@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from typing import Any
@@ -93,6 +94,30 @@ def test_time_limit_on_the_main_thread_interrupts_a_sleep() -> None:
     assert time.monotonic() - began < 2
     assert call_with_time_limit(1.0, lambda: "quick") == "quick"
     time.sleep(1.2)  # the cancelled alarm does not fire later
+
+
+def test_a_limited_call_inside_another_leaves_the_outer_limit_in_force() -> None:
+    def inner_then_sleep() -> str:
+        assert call_with_time_limit(0.3, lambda: "inner") == "inner"  # a shorter alarm
+        time.sleep(5)  # past the outer limit
+        return "not stopped"
+
+    began = time.monotonic()
+    with pytest.raises(CallTimedOut, match=r"after 0\.6s"):
+        call_with_time_limit(0.6, inner_then_sleep)
+    assert time.monotonic() - began < 2
+
+
+def test_a_foreign_alarm_handler_is_put_back() -> None:
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, _frame: fired.append(signum))
+    try:
+        assert call_with_time_limit(1.0, lambda: "quick") == "quick"
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        time.sleep(0.3)
+        assert fired == [signal.SIGALRM]
+    finally:
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_time_limit_on_another_thread() -> None:
