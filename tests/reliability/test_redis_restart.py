@@ -81,6 +81,15 @@ def test_busy_workers_consume_again_after_redis_restart(
             # scheduler's lost-message heal, as in any deployment (kombu cannot restore them
             # while Redis is down).
             stack.scheduler()
+            # A worker is registered before its consumer is ready: one job per pool first, so
+            # that every pool is consuming when the load starts and all slots overlap.
+            warm = tmp_path / "warm"
+            warm.mkdir()
+            firsts = [
+                submit_record(stack, pool, warm, 0.0, job_type=job_type)
+                for pool, (_, _, job_type) in BUSY_POOLS.items()
+            ]
+            wait_for(lambda: _all_succeeded(stack, firsts), timeout_s=30, what="warm-up jobs")
             ids = [
                 submit_record(stack, f"{pool}{i}", out, JOB_S, job_type=job_type)
                 for i in range(JOBS_PER_POOL)

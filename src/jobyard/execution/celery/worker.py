@@ -135,6 +135,15 @@ def make_worker_celery(settings: Settings, yard: Yard, pool: str) -> Celery:
             outcomes.append("skipped" if job is None else run_claimed(state, job, successes()))
         return ",".join(outcomes)
 
+    def process_started(**_: Any) -> None:
+        # A prefork child builds its state as it starts, not on its first job (opening the
+        # runtime and freezing its objects took that job a second on a busy machine).
+        try:
+            holder.get()
+        except Exception:  # the database is away: the first job builds it (and retries)
+            log.warning("could not prepare the pool process; its first job will", exc_info=True)
+
+    signals.worker_process_init.connect(process_started, weak=False)
     watch = StallWatch(settings.worker.stall_after_s, now=time.monotonic())
     app.steps["worker"].add(steps.heartbeat_step(settings, yard, pool, watch))
     app.steps["worker"].add(steps.liveness_step(settings, pool, watch))
