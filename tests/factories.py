@@ -207,6 +207,16 @@ class Stack:
     def scheduler(self) -> subprocess.Popen[bytes]:
         return self.start("scheduler", "scheduler")
 
+    def web(self, name: str = "web", env: dict[str, str] | None = None) -> str:
+        """Start `jobyard web` on a free port and wait until it is ready; its base URL."""
+        from tests.services import free_port
+
+        port = free_port()
+        self.start(name, "web", "--port", str(port), env=env)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(partial(serving, url), timeout_s=30, what=f"jobyard {name}")
+        return url
+
     def _registered(self, pid: int) -> bool:
         from jobyard.store import workers
 
@@ -268,3 +278,13 @@ def log_lines(stack: Stack, job_id: uuid.UUID) -> list[str]:
 
     with stack.runtime.db.read() as conn:
         return [row.message for row in logs.page(conn, job_id, after_id=0, limit=1000)]
+
+
+def serving(url: str) -> bool:
+    """Whether the jobyard web app at `url` answers ready."""
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

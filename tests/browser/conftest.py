@@ -10,16 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests import services
-from tests.factories import ROOT, Stack, make_settings, wait_for
+from tests.factories import ROOT, Stack, make_settings
 
 CHROMIUM = os.environ.get("JOBYARD_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "test-output" / "browser"
@@ -59,35 +57,18 @@ def dashboard(
     for backend in _backend(request, "postgres-redis", base):
         settings = make_settings(backend, base / "data")
         stack = Stack(settings, base)
-        port = services.free_port()
         try:
-            stack.start("web", "web", "--port", str(port))
-            url = f"http://127.0.0.1:{port}"
-            wait_for(partial(_serving, url), timeout_s=30, what="jobyard web")
+            url = stack.web()
             stack.workers("general", "media")
             stack.scheduler()
-            keyed_port = services.free_port()
             # Two processes (`web.workers`): a login made through one is honoured by the other.
-            stack.start(
-                "web-keys",
-                "web",
-                "--port",
-                str(keyed_port),
-                env={"JOBYARD_AUTH__MODE": "keys", "JOBYARD_WEB__WORKERS": "2"},
+            keyed_url = stack.web(
+                "web-keys", env={"JOBYARD_AUTH__MODE": "keys", "JOBYARD_WEB__WORKERS": "2"}
             )
-            keyed_url = f"http://127.0.0.1:{keyed_port}"
-            wait_for(partial(_serving, keyed_url), timeout_s=30, what="jobyard web with keys")
             yield Dashboard(url, stack, keyed_url)
         finally:
             stack.close()
             services.delete_redis_queues(backend.broker_url, settings.queue_prefix)
-
-
-def _serving(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture

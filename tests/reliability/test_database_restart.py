@@ -215,10 +215,7 @@ def test_http_submits_during_restarts_are_stored_once_each(
     restarts: every answer is 201 or 503, every 201 is one stored row with its audit entry,
     and no submit is stored twice."""
     stack = pg_stack
-    port = services.free_port()
-    stack.start("web", "web", "--port", str(port))
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _web_ready(url), timeout_s=30, what="jobyard web")
+    url = stack.web()
     restarts = _restarts(private_pg, count=3, every_s=0.8)
     try:
         answers = asyncio.run(_submit_until(url, clients=10, seconds=3.5))
@@ -247,13 +244,6 @@ def test_http_submits_during_restarts_are_stored_once_each(
     assert set(accepted) <= ids and set(accepted) <= audited
     assert max(messages.values()) == 1, messages.most_common(3)
     assert all(messages[m] == 1 for m in accepted.values())
-
-
-def _web_ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 async def _submit_until(url: str, clients: int, seconds: float) -> list[tuple[int, str, str]]:

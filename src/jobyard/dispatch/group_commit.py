@@ -3,9 +3,9 @@
 Each submit committed alone waits for its own write-ahead-log flush and its own round trip,
 and 50 clients at once queue behind each other for them. Here one thread stores every submit
 that arrived while the previous group was being stored, in one statement with their audit
-entries (`job_inserts.insert_rows`), then answers them all. Nothing waits for a group to
-fill: an idle process stores a lone submit at once, so grouping adds no latency, and under
-load a group is as large as the load makes it (at most `MAX_GROUP`).
+entries (`job_inserts.insert_rows`), sends their messages, then answers them all. Nothing
+waits for a group to fill: an idle process stores a lone submit at once, so grouping adds no
+latency, and under load a group is as large as the load makes it (at most `MAX_GROUP`).
 
 The guarantees are a lone submit's: a caller is answered only after its row is committed;
 a group whose statement failed for a reason of its own rows (a constraint, bad data) is
@@ -104,11 +104,13 @@ class GroupCommitter:
             for pending in group:
                 self._commit([pending])
             return
-        self._settle(group, None)
+        # Sent before the callers are answered, as a lone submit does while its queue keeps up:
+        # a 201 means the message is with the broker too (or the job is left to the outbox).
         try:
             announce(self._runtime, [JobRecord.from_new_row(p.row) for p in group])
-        except Exception:  # committed and answered: the outbox heal sends what did not go out
+        except Exception:  # committed: the outbox heal sends what did not go out
             log.exception("announcing %d committed submits failed", len(group))
+        self._settle(group, None)
 
     def _insert(self, group: list[_Pending]) -> None:
         rows = [p.row for p in group]
