@@ -22,6 +22,7 @@ from jobyard.dispatch import submit
 from jobyard.dispatch.group_commit import GroupCommitter
 from jobyard.domain.roles import Role
 from jobyard.domain.states import JobState
+from jobyard.errors import ServiceUnavailable
 from jobyard.runtime import Runtime
 from jobyard.store import jobs
 from jobyard.store.models import audit_table
@@ -210,4 +211,10 @@ def test_the_app_stores_through_its_committer_and_closes_it(settings: Settings) 
         committer = client.app.state.submits  # type: ignore[attr-defined]
         assert client.post("/api/v1/jobs", json={"type": "t.noop"}).status_code == 201
     assert committer.stored == 1
-    assert not committer._thread.is_alive()
+    runtime = Runtime.open(settings)
+    row = submit.job_row(runtime, submit.JobRequest("t.noop"), "test", runtime.clock())
+    try:  # a submit reaching a closed committer is refused at once, never left waiting
+        with pytest.raises(ServiceUnavailable, match="shutting down"):
+            asyncio.run(asyncio.wait_for(committer.store(row, []), timeout=5))
+    finally:
+        runtime.close()

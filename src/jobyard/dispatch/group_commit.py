@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobyard.dispatch.submit import announce
+from jobyard.errors import ServiceUnavailable
 from jobyard.runtime import Runtime
 from jobyard.store import job_inserts
 from jobyard.store.db import is_transient
@@ -59,8 +60,11 @@ class GroupCommitter:
         send its message; returns once the row is committed.
 
         Raises:
+            ServiceUnavailable: the committer was closed.
             Exception: what storing it raised (a database error, for the app's handlers).
         """
+        if not self._thread.is_alive():  # closed (shutting down): nothing would store it
+            raise ServiceUnavailable("this web process is shutting down: submit again")
         future: asyncio.Future[None] = self._loop.create_future()
         self._queue.put(_Pending(row, audit_rows, future))
         await future
@@ -86,7 +90,11 @@ class GroupCommitter:
                     stopping = True
                     break
                 group.append(item)
-            self._commit(group)
+            try:
+                self._commit(group)
+            except Exception as exc:  # a bug here must not leave callers waiting forever
+                log.exception("storing a group of %d submits failed", len(group))
+                self._settle(group, exc)
 
     def _commit(self, group: list[_Pending]) -> None:
         try:
