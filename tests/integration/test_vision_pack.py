@@ -16,7 +16,15 @@ import skimage.data
 from jobyard.dispatch import submit
 from jobyard.errors import InvalidArgs
 from jobyard.store import artifacts
-from tests.factories import Backend, Stack, attempts, finished, make_settings, stack_in
+from tests.factories import (
+    TEST_POOLS,
+    Backend,
+    Stack,
+    attempts,
+    finished,
+    make_settings,
+    stack_in,
+)
 
 # Typed loosely: OpenCV's stubs and scikit-image's (absent) types disagree with their runtime.
 cv2: Any = opencv
@@ -29,7 +37,10 @@ PACK = {"pool": "media", "batch_size": 8, "models": {"bright": "tests.yards.visi
 @pytest.fixture
 def vision(backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("VISION_BATCH_LOG", str(tmp_path / "batches.log"))
-    settings = make_settings(backend, tmp_path / "data", packs={"vision": PACK})
+    # One pool process: two would each claim a share of the queued jobs at once (batches are
+    # gathered per process), and which images share a call would depend on the race.
+    pools = {**TEST_POOLS, "media": {**TEST_POOLS["media"], "concurrency": 1}}
+    settings = make_settings(backend, tmp_path / "data", packs={"vision": PACK}, pools=pools)
     with stack_in(settings, tmp_path) as stack:
         yield stack
 
