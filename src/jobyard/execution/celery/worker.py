@@ -203,10 +203,14 @@ def run_worker(
             logging.getLogger("celery.worker.strategy").setLevel(logging.WARNING)
 
     def started(**_: Any) -> None:
-        freeze_startup_objects()  # the consumer's process; pool processes freeze their own
+        # Before the pool processes fork (`worker_init`): they inherit the frozen objects and
+        # their own freeze at start walks only what they made since; again once the consumer
+        # is ready, for what its start-up made.
+        freeze_startup_objects()
 
     signals.worker_shutdown.connect(remember, weak=False)
     signals.after_setup_logger.connect(one_line_per_job, weak=False)
+    signals.worker_init.connect(started, weak=False)
     signals.worker_ready.connect(started, weak=False)
     if quiet:  # running as root on a laptop is `up`'s business, not a warning per worker
         warnings.filterwarnings("ignore", category=SecurityWarning)
@@ -215,5 +219,6 @@ def run_worker(
     finally:
         signals.worker_shutdown.disconnect(remember)
         signals.after_setup_logger.disconnect(one_line_per_job)
+        signals.worker_init.disconnect(started)
         signals.worker_ready.disconnect(started)
     return codes[-1] if codes else 0
