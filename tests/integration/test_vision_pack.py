@@ -31,7 +31,9 @@ cv2: Any = opencv
 data: Any = skimage.data
 #: Where Eileen Collins's face is in `skimage.data.astronaut()` (x, y, width, height).
 ASTRONAUT_FACE = (177, 66, 95, 95)
-PACK = {"pool": "media", "batch_size": 8, "models": {"bright": "tests.yards.vision_model:make"}}
+#: A batch holds every job a test queues: jobs submitted together share their `created_at`,
+#: so which of them a smaller batch would leave for the next one is arbitrary.
+PACK = {"pool": "media", "batch_size": 16, "models": {"bright": "tests.yards.vision_model:make"}}
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from jobyard.events.types import state_event
 from jobyard.execution.executor import ProcessState, run_attempt
 from jobyard.execution.overtaken import retry_lost_attempt
 from jobyard.execution.owners import is_dead_local_owner
-from jobyard.store import jobs
+from jobyard.store import batches, jobs
 from jobyard.store.records import JobRecord
 
 log = logging.getLogger(__name__)
@@ -76,17 +76,15 @@ def claiming(state: ProcessState, job_ids: Sequence[uuid.UUID]) -> Iterator[None
 
 def start_attempt(state: ProcessState, job_id: uuid.UUID, now: datetime) -> JobRecord | None:
     """The guarded `queued → running` of a new attempt, leased to this process; None when the
-    job is not queued (cancelled, or claimed by someone else). Workers and launchers alike."""
+    job is not queued (cancelled, or claimed by someone else). Workers and launchers alike.
+
+    The group claim's statement with one job (on PostgreSQL the cheapest way to run it)."""
+    lease_until = claim_values(state, now)["lease_expires_at"]
     with state.runtime.db.single() as conn:
-        return jobs.transition(
-            conn,
-            job_id,
-            source=JobState.QUEUED,
-            target=JobState.RUNNING,
-            now=now,
-            values=claim_values(state, now),
-            next_attempt=True,
+        claimed = batches.claim_many(
+            conn, [job_id], now=now, owner=state.owner, lease_until=lease_until
         )
+    return claimed.get(job_id)
 
 
 def _claim_once(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:

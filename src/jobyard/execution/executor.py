@@ -13,9 +13,12 @@ import logging
 import threading
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+
+from sqlalchemy import Connection
 
 from jobyard.app import JobDefinition
 from jobyard.context import Fail, JobContext, Retry
@@ -31,7 +34,7 @@ from jobyard.execution.overtaken import discard_overtaken
 from jobyard.execution.time_limit import CallTimedOut, call_with_time_limit
 from jobyard.runtime import Runtime
 from jobyard.storage.job_artifacts import JobArtifacts
-from jobyard.store import jobs, logs
+from jobyard.store import batches, jobs, logs
 from jobyard.store.records import JobRecord
 
 log = logging.getLogger(__name__)
@@ -204,16 +207,15 @@ def succeed(
         write_logs(state, job, handler.take())
         successes.add(job, stored, now)
         return JobState.SUCCEEDED.value
-    values = {
-        "result": stored,
-        "progress": 1.0,
-        "finished_at": now,
-        "error": None,
-        "error_type": None,
-        "traceback": None,
-    }
+    success = batches.Success(job, stored, now)
+
+    def record(conn: Connection) -> JobRecord | None:
+        # The bulk statement, with one row: on PostgreSQL the cheapest way to record it.
+        done = batches.succeed_many(conn, [success])
+        return done[0] if done else None
+
     ends = jobs.AttemptEnd(AttemptOutcome.SUCCEEDED.value)
-    return _finish(state, job, handler, JobState.SUCCEEDED, values, ends, now)
+    return _finish(state, job, handler, JobState.SUCCEEDED, record, ends, now)
 
 
 def _finish(
@@ -221,11 +223,12 @@ def _finish(
     job: JobRecord,
     handler: BufferingJobHandler,
     target: JobState,
-    values: dict[str, Any],
+    write: Callable[[Connection], JobRecord | None],
     ends: jobs.AttemptEnd,
     now: datetime,
 ) -> str:
-    """End the attempt: any log lines, then one statement for state and attempt record.
+    """End the attempt: any log lines, then one statement for state and attempt record
+    (`write`: the outcome's guarded transition, None when the guard refused it).
 
     Retried until the database answers: the message is acknowledged only after this returns,
     and an outcome once reached is never dropped (a restart must not make it run again).
@@ -234,16 +237,7 @@ def _finish(
 
     def record() -> JobRecord | None:
         with db.single() as conn:
-            return jobs.transition(
-                conn,
-                job.id,
-                source=JobState.RUNNING,
-                target=target,
-                now=now,
-                attempt=job.attempt,
-                values=values,
-                ends=ends,
-            )
+            return write(conn)
 
     # The attempt's last log lines first: whoever sees the outcome sees every line before it.
     write_logs(state, job, handler.take())
@@ -319,4 +313,17 @@ def _fail(
     else:
         target, values = JobState.FAILED, {"finished_at": now}
     ends = jobs.AttemptEnd(failure.outcome.value, **error)
-    return _finish(state, job, handler, target, {**values, **error}, ends, now)
+
+    def record(conn: Connection) -> JobRecord | None:
+        return jobs.transition(
+            conn,
+            job.id,
+            source=JobState.RUNNING,
+            target=target,
+            now=now,
+            attempt=job.attempt,
+            values={**values, **error},
+            ends=ends,
+        )
+
+    return _finish(state, job, handler, target, record, ends, now)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, bindparam, literal, select, text, update
+from sqlalchemy import Connection, String, bindparam, select, update
 
 from jobyard.domain.states import AttemptOutcome, JobState
-from jobyard.store import jobs
+from jobyard.store import jobs, pg_hot
 from jobyard.store.models import jobs_table
 from jobyard.store.records import JobRecord
 from jobyard.store.types import UTCDateTime
@@ -46,6 +46,9 @@ def claim_many(
     lease_until: datetime,
 ) -> dict[uuid.UUID, JobRecord]:
     """Take every still-queued job of `job_ids` to `running` as its next attempt."""
+    if conn.dialect.name == "postgresql":
+        found = pg_hot.claim(conn, job_ids, now=now, owner=owner, lease_until=lease_until)
+        return {job.id: job for job in found}
     params = {"ids": list(job_ids), "now": now, "owner": owner, "lease_until": lease_until}
     claimed = [JobRecord.from_row(row) for row in conn.execute(CLAIM_MANY, params).mappings()]
     return {job.id: job for job in claimed}
@@ -66,16 +69,13 @@ def _claim_values(now: Any, owner: Any, lease_until: Any) -> dict[str, Any]:
     }
 
 
-#: Built once: building and keying the statement per call cost more than running it. The
-#: state is compared as an expression no index covers: with a backlog inserted faster than
-#: autovacuum analyses it, PostgreSQL's stale statistics took the state index for the
-#: cheaper path and read every queued row per claim (7 ms and most of a core at 40,000
-#: queued, against 1.4 ms through the primary key).
+#: SQLite's claim (PostgreSQL's is `pg_hot.CLAIM_SQL`), built once: building and keying the
+#: statement per call cost more than running it.
 CLAIM_MANY = (
     update(jobs_table)
     .where(
         J.id.in_(bindparam("ids", expanding=True)),
-        (J.state + literal("")) == JobState.QUEUED.value,
+        J.state == JobState.QUEUED.value,
     )
     .values(
         _claim_values(
@@ -85,30 +85,6 @@ CLAIM_MANY = (
         )
     )
     .returning(*jobs_table.c)
-)
-
-#: The successes travel as one JSON document (binding four arrays element by element cost
-#: more than the statement), and only the ids come back: the caller has the rest.
-_SUCCEED_MANY = text(
-    """
-    WITH v AS (
-        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-            AS t(id uuid, attempt integer, result text, finished_at timestamptz)
-    ), done AS (
-        UPDATE jobyard_jobs AS j
-        SET state = 'succeeded', result = CAST(v.result AS jsonb), progress = 1.0,
-            finished_at = v.finished_at, updated_at = v.finished_at,
-            error = NULL, error_type = NULL, traceback = NULL
-        FROM v
-        WHERE j.id = v.id AND j.state = 'running' AND j.attempt = v.attempt
-        RETURNING j.id, j.attempt, j.lease_owner, j.started_at, j.finished_at
-    ), recorded AS (
-        INSERT INTO jobyard_job_attempts
-            (job_id, attempt, outcome, worker, started_at, finished_at)
-        SELECT id, attempt, :outcome, lease_owner, started_at, finished_at FROM done
-    )
-    SELECT id FROM done
-    """
 )
 
 
@@ -145,8 +121,7 @@ def succeed_many(conn: Connection, successes: Sequence[Success]) -> list[JobReco
         ],
         separators=(",", ":"),
     )
-    params = {"rows": document, "outcome": AttemptOutcome.SUCCEEDED.value}
-    finished = {row[0] for row in conn.execute(_SUCCEED_MANY, params)}
+    finished = pg_hot.succeed(conn, document)
     return [
         dataclasses.replace(
             item.job,
