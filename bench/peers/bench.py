@@ -193,7 +193,7 @@ LIBS = {
         b(JY_VENV, "python"),
         [[b(JY_VENV, "python"), "jobyard_worker.py"]],
         {"JOBYARD_CONFIG": os.path.join(JY_CFG, "default.toml"), "JOBYARD_WEB_URL": JY_WEB_URL},
-        "(b) HTTP `POST /api/v1/jobs` one request per job (httpx keep-alive client) to `jobyard web` "
+        "(b) HTTP `POST /api/v1/jobs` one request per job (keep-alive `http.client` connection) to `jobyard web` "
         "(uvicorn, 1 process, auth open on loopback); same pool, worker and scheduler as (a); "
         "web + scheduler running for the whole repetition",
     ),

@@ -104,15 +104,27 @@ def sync_adapter(lib: str) -> tuple[Callable[..., Any], Callable[[str], Any], Ca
             (lambda: opened.__exit__(None, None, None)),
         )
     if lib in ("jobyard-http", "jobyard-batch"):
-        import httpx
+        # The standard library's keep-alive connection: httpx spends ~0.4 ms of client CPU per
+        # request (measured against a server that answers at once: 0.65 vs 0.22 ms), on the
+        # same 2 cores as the server and the workers; the server's cost is what is compared.
+        import http.client
+        from urllib.parse import urlsplit
 
-        http = httpx.Client(base_url=JOBYARD_WEB_URL, timeout=60)  # keep-alive connection pool
-        http.get("/healthz").raise_for_status()  # open the connection before timing
+        where = urlsplit(JOBYARD_WEB_URL)
+        http = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=60)
+        headers = {"Content-Type": "application/json"}
+        http.request("GET", "/healthz")  # open the connection before timing
+        health = http.getresponse()
+        health.read()
+        if health.status != 200:
+            raise RuntimeError(f"GET /healthz -> {health.status}")
 
         def post(path: str, body: dict[str, Any]) -> None:
-            r = http.post(path, json=body)
-            if r.status_code != 201:
-                raise RuntimeError(f"POST {path} -> {r.status_code}: {r.text[:500]}")
+            http.request("POST", path, body=json.dumps(body).encode(), headers=headers)
+            response = http.getresponse()
+            text = response.read()
+            if response.status != 201:
+                raise RuntimeError(f"POST {path} -> {response.status}: {text[:500]!r}")
 
         if lib == "jobyard-http":
             return (
