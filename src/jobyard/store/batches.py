@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, bindparam, select, update
+from sqlalchemy import Connection, String, bindparam, literal, select, update
 
 from jobyard.domain.states import AttemptOutcome, JobState
 from jobyard.store import jobs, pg_hot
@@ -69,13 +69,14 @@ def _claim_values(now: Any, owner: Any, lease_until: Any) -> dict[str, Any]:
     }
 
 
-#: SQLite's claim (PostgreSQL's is `pg_hot.CLAIM_SQL`), built once: building and keying the
-#: statement per call cost more than running it.
+#: SQLite's claim (PostgreSQL's, the same statement as plain SQL, is `pg_hot.CLAIM_SQL`), built
+#: once: building and keying the statement per call cost more than running it. Its state guard
+#: is the expression `pg_hot` explains.
 CLAIM_MANY = (
     update(jobs_table)
     .where(
         J.id.in_(bindparam("ids", expanding=True)),
-        J.state == JobState.QUEUED.value,
+        (J.state + literal("")) == JobState.QUEUED.value,
     )
     .values(
         _claim_values(
