@@ -222,16 +222,7 @@ def _claim_group(
     state: executor.ProcessState, job_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, JobRecord]:
     runtime = state.runtime
-    now = runtime.clock()
-    values = claims.claim_values(state, now)
-    with runtime.db.single() as conn:  # one guarded statement
-        claimed = batches.claim_many(
-            conn,
-            job_ids,
-            now=now,
-            owner=state.owner,
-            lease_until=values["lease_expires_at"],
-        )
+    claimed = claims.start_attempts(state, job_ids, runtime.clock())  # one guarded statement
     for job in claimed.values():
         state.leases.hold(job.id, job.attempt)
     runtime.events.publish([state_event(job) for job in claimed.values()])

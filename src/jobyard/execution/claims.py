@@ -76,28 +76,31 @@ def claiming(state: ProcessState, job_ids: Sequence[uuid.UUID]) -> Iterator[None
 
 def start_attempt(state: ProcessState, job_id: uuid.UUID, now: datetime) -> JobRecord | None:
     """The guarded `queued → running` of a new attempt, leased to this process; None when the
-    job is not queued (cancelled, or claimed by someone else). Workers and launchers alike.
+    job is not queued (cancelled, or claimed by someone else). Workers and launchers alike."""
+    return start_attempts(state, [job_id], now).get(job_id)
 
-    The group claim's statement with one job (on PostgreSQL the cheapest way to run it)."""
-    lease_until = claim_values(state, now)["lease_expires_at"]
+
+def start_attempts(
+    state: ProcessState, job_ids: Sequence[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, JobRecord]:
+    """`start_attempt` for several jobs in one statement (one job: on PostgreSQL still the
+    cheapest way to run it); the jobs that were queued, by id."""
     with state.runtime.db.single() as conn:
-        claimed = batches.claim_many(
-            conn, [job_id], now=now, owner=state.owner, lease_until=lease_until
+        return batches.claim_many(
+            conn, job_ids, now=now, owner=state.owner, lease_until=lease_until(state, now)
         )
-    return claimed.get(job_id)
 
 
 def _claim_once(state: ProcessState, job_id: uuid.UUID) -> JobRecord | None:
     runtime = state.runtime
     now = runtime.clock()
-    values = claim_values(state, now)
     job = start_attempt(state, job_id, now)
     if job is not None:
         # Held before `claim` returns, so no other thread can mistake it for a lost claim.
         state.leases.hold(job.id, job.attempt)
         runtime.events.publish([state_event(job)])
         return job
-    return take_over_or_skip(state, job_id, values, now)
+    return take_over_or_skip(state, job_id, claim_values(state, now), now)
 
 
 def take_over_or_skip(
@@ -142,13 +145,17 @@ def is_own_unstarted_claim(state: ProcessState, job: JobRecord) -> bool:
     )
 
 
+def lease_until(state: ProcessState, now: datetime) -> datetime:
+    """When a lease taken `now` by this process expires unless renewed."""
+    return now + timedelta(seconds=state.runtime.settings.worker.lease_s)
+
+
 def claim_values(state: ProcessState, now: datetime) -> dict[str, Any]:
-    lease_s = state.runtime.settings.worker.lease_s
     return {
         "started_at": now,
         "finished_at": None,
         "lease_owner": state.owner,
-        "lease_expires_at": now + timedelta(seconds=lease_s),
+        "lease_expires_at": lease_until(state, now),
         "progress": None,
         "progress_message": None,
     }

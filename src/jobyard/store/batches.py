@@ -10,11 +10,10 @@ more (state, result and attempt record together on PostgreSQL). The guards are t
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, String, bindparam, literal, select, update
@@ -110,19 +109,10 @@ def succeed_many(conn: Connection, successes: Sequence[Success]) -> list[JobReco
             if moved is not None:
                 done.append(moved)
         return done
-    document = json.dumps(
-        [
-            {
-                "id": str(item.job.id),
-                "attempt": item.job.attempt,
-                "result": json.dumps(item.result, separators=(",", ":")),
-                "finished_at": item.finished_at.astimezone(UTC).isoformat(),
-            }
-            for item in successes
-        ],
-        separators=(",", ":"),
+    finished = pg_hot.succeed(
+        conn,
+        ((item.job.id, item.job.attempt, item.result, item.finished_at) for item in successes),
     )
-    finished = pg_hot.succeed(conn, document)
     return [
         dataclasses.replace(
             item.job,

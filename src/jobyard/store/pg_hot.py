@@ -14,7 +14,8 @@ from `queued`, and finished only while it is still `running` in the same attempt
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,9 +82,21 @@ def claim(
         return [_record(row) for row in cursor.fetchall()]
 
 
-def succeed(conn: Connection, document: str) -> set[Any]:
-    """Record the successes of `document` (a JSON list of id, attempt, result as JSON text,
-    finished_at); returns the ids of the jobs that were still theirs to finish."""
+def succeed(conn: Connection, successes: Iterable[tuple[Any, int, Any, datetime]]) -> set[Any]:
+    """Record attempts that succeeded, each as (job id, attempt, result, finished at); returns
+    the ids of the jobs that were still theirs to finish."""
+    document = json.dumps(
+        [
+            {
+                "id": str(job_id),
+                "attempt": attempt,
+                "result": json.dumps(result, separators=(",", ":")),
+                "finished_at": finished_at.astimezone(UTC).isoformat(),
+            }
+            for job_id, attempt, result, finished_at in successes
+        ],
+        separators=(",", ":"),
+    )
     params = {"rows": document, "outcome": AttemptOutcome.SUCCEEDED.value}
     with _driver(conn).cursor() as cursor:
         cursor.execute(SUCCEED_SQL, params)

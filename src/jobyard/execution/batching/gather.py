@@ -13,7 +13,7 @@ import time
 
 from jobyard.domain.batch import Batch
 from jobyard.events.types import state_event
-from jobyard.execution.claims import claim_values
+from jobyard.execution.claims import lease_until
 from jobyard.execution.executor import ProcessState
 from jobyard.store import batches
 from jobyard.store.db import describe, is_transient
@@ -52,10 +52,9 @@ def gather(state: ProcessState, first: JobRecord, batch: Batch) -> list[JobRecor
 def _claim_more(state: ProcessState, job_type: str, limit: int) -> list[JobRecord]:
     runtime = state.runtime
     now = runtime.clock()
-    lease_until = claim_values(state, now)["lease_expires_at"]
     with runtime.db.write() as conn:
         more = batches.claim_queued_of_type(
-            conn, job_type, limit, now=now, owner=state.owner, lease_until=lease_until
+            conn, job_type, limit, now=now, owner=state.owner, lease_until=lease_until(state, now)
         )
     for job in more:
         state.leases.hold(job.id, job.attempt, shared=True)
