@@ -85,3 +85,35 @@ def test_a_group_claim_reads_its_jobs_by_id_whatever_the_backlog(
         assert set(claimed) == set(ids[:50])
     finally:
         runtime.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres-redis"], indirect=True)
+def test_recording_successes_reads_the_jobs_by_id_whatever_ran_before(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Thousands of jobs just taken to `running`: recording 50 successes is not planned through
+    the state index, whose `running` entries include every version that jobs left behind
+    since the last vacuum (it made each one-job success cost milliseconds)."""
+    runtime = Runtime.open(make_settings(backend, tmp_path / "data"))
+    try:
+        requests = [submit.JobRequest("t.noop") for _ in range(5000)]
+        ids = [s.job.id for s in submit.submit_many(runtime, requests, submitted_by="t")]
+        now = runtime.clock()
+        with runtime.db.single() as conn:
+            claimed = batches.claim_many(conn, ids, now=now, owner="w1", lease_until=now)
+        params = pg_hot.succeed_params(
+            (job_id, claimed[job_id].attempt, None, now) for job_id in ids[:50]
+        )
+        with runtime.db.read() as conn:  # the statement `succeed_many` runs, as it runs it
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            cursor = raw.execute(f"EXPLAIN {pg_hot.SUCCEED_SQL}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "ix_jobyard_jobs_state" not in plan, plan
+        with runtime.db.single() as conn:
+            done = batches.succeed_many(
+                conn, [batches.Success(claimed[job_id], None, now) for job_id in ids[:50]]
+            )
+        assert {job.id for job in done} == set(ids[:50])
+    finally:
+        runtime.close()

@@ -75,6 +75,12 @@ class GroupCommitter:
         self._thread.join(timeout_s)
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._runtime.db.release_held()
+
+    def _serve(self) -> None:
         stopping = False
         while not stopping:
             first = self._queue.get()

@@ -103,10 +103,11 @@ def submit_many(
 
 
 def announce(runtime: Runtime, fresh: Sequence[JobRecord]) -> None:
-    """Tell the dashboards and send the messages of jobs just committed."""
+    """Send the messages of jobs just committed, then tell the dashboards (the message is
+    what the job waits for)."""
     if fresh:
-        runtime.events.publish([state_event(job) for job in fresh])
         runtime.sender.send_new([Dispatch.of(j) for j in fresh])
+        runtime.events.publish([state_event(job) for job in fresh])
 
 
 def _validated_rows(

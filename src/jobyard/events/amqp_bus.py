@@ -75,7 +75,8 @@ class AmqpEventListener(ThreadedListener):
 
         def handle(body: Any, message: Message) -> None:
             message.ack()
-            on_batch(body)
+            if self._wanted():
+                on_batch(body)
 
         with Connection(self._url, connect_timeout=5) as connection:
             with Consumer(connection, queues=[queue], callbacks=[handle], accept=["json"]):

@@ -77,21 +77,27 @@ class BatchingPublisher:
 
     def _run(self) -> None:
         stopping = False
+        full = False
         while not stopping:
             first = self._queue.get()
             if first is None:
                 break
+            if not full:
+                # Asleep rather than waiting on the queue, so an event queued meanwhile wakes
+                # nobody: a busy process pays one wake-up of this thread per batch, not one
+                # per event taken from the thread that runs jobs or answers requests.
+                time.sleep(LINGER_S)
             batch = list(first)
-            deadline = time.monotonic() + LINGER_S
             while len(batch) < MAX_BATCH:
                 try:
-                    more = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    more = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
                     stopping = True
                     break
                 batch.extend(more)
+            full = len(batch) >= MAX_BATCH
             self._deliver(batch)
         try:
             self._disconnect()

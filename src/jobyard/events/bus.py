@@ -15,6 +15,8 @@ from jobyard.events.types import JobEvent
 
 #: Receives one published batch (JSON objects) on the listener's thread.
 BatchHandler = Callable[[list[dict[str, Any]]], None]
+#: Asked, on the listener's thread, before a batch is decoded: False drops it unread.
+Wanted = Callable[[], bool]
 
 
 class EventPublisher(Protocol):
@@ -30,8 +32,9 @@ class EventPublisher(Protocol):
 class EventListener(Protocol):
     """Receives every published batch."""
 
-    def start(self, on_batch: BatchHandler) -> None:
-        """Start receiving on a background thread."""
+    def start(self, on_batch: BatchHandler, wanted: Wanted = lambda: True) -> None:
+        """Start receiving on a background thread; batches that arrive while `wanted()` is
+        False are dropped unread."""
 
     def wait_ready(self, timeout_s: float) -> bool:
         """Wait until subscribed; False if that did not happen within `timeout_s`."""

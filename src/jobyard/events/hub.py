@@ -51,7 +51,9 @@ class EventHub:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start listening; batches are dispatched on `loop`."""
         self._loop = loop
-        self._listener.start(self._from_listener)
+        # Nobody subscribed: nothing to decode or hand over. A subscriber reads the current
+        # state after subscribing, so what was dropped before is in what it reads.
+        self._listener.start(self._from_listener, wanted=lambda: bool(self._subscriptions))
 
     def wait_ready(self, timeout_s: float) -> bool:
         """Wait until the listener is subscribed (events published before are not seen)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from jobyard.events.bus import BatchHandler
+from jobyard.events.bus import BatchHandler, Wanted
 
 log = logging.getLogger(__name__)
 RECONNECT_S = 1.0
@@ -24,9 +24,13 @@ class ThreadedListener:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.subscribed = threading.Event()
+        self._wanted: Wanted = lambda: True
 
-    def start(self, on_batch: BatchHandler) -> None:
-        """Start listening; reconnects after errors until closed."""
+    def start(self, on_batch: BatchHandler, wanted: Wanted = lambda: True) -> None:
+        """Start listening; reconnects after errors until closed. A batch that arrives while
+        `wanted()` is False is dropped unread (a web process with no dashboard open would
+        otherwise decode every event of every worker)."""
+        self._wanted = wanted
         self._thread = threading.Thread(
             target=self._run, args=(on_batch,), name="jobyard-events-listener", daemon=True
         )

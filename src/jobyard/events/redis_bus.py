@@ -65,7 +65,7 @@ class RedisEventListener(ThreadedListener):
             self.subscribed.set()
             while not self._stop.is_set():
                 message = pubsub.get_message(timeout=0.5)
-                if message is not None and message["type"] == "message":
+                if message is not None and message["type"] == "message" and self._wanted():
                     on_batch(json.loads(message["data"]))
         finally:
             pubsub.close()

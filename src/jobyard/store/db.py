@@ -190,12 +190,18 @@ class Database:
         """Close pooled connections (call in a forked child before first use)."""
         self.engine.dispose(close=False)
 
-    def close(self) -> None:
-        """Close every connection."""
+    def release_held(self) -> None:
+        """Give back this thread's `single` connection (a thread that is ending: left to the
+        garbage collector, it would be closed by nobody)."""
         held: Connection | None = getattr(self._held, "conn", None)
         if held is not None:
-            held.close()
             self._held.conn = None
+            with suppress(Exception):  # the server dropped it: nothing to give back
+                held.close()
+
+    def close(self) -> None:
+        """Close every connection."""
+        self.release_held()
         self.engine.dispose()
 
 

@@ -46,7 +46,12 @@ RETURNING {", ".join(_FIELDS)}
 """
 
 #: The successes travel as one JSON document (binding arrays element by element cost more
-#: than the statement), and only the ids come back: the caller has the rest.
+#: than the statement), and only the ids come back: the caller has the rest. The ids come
+#: once more as an array, and the state guard is again an expression: joined only to the
+#: document, the planner found the jobs through the state index, whose `running` entries
+#: include every version a job left behind since the last vacuum (5,500 index entries and
+#: 1.1 ms for one job after a few thousand jobs, 3.7 ms per job while they ran one by one,
+#: against 0.24 ms through the primary key).
 SUCCEED_SQL = """
 WITH v AS (
     SELECT * FROM jsonb_to_recordset(CAST(%(rows)s AS jsonb))
@@ -57,7 +62,8 @@ WITH v AS (
         finished_at = v.finished_at, updated_at = v.finished_at,
         error = NULL, error_type = NULL, traceback = NULL
     FROM v
-    WHERE j.id = v.id AND j.state = 'running' AND j.attempt = v.attempt
+    WHERE j.id = ANY(%(ids)s) AND j.id = v.id AND (j.state || '') = 'running'
+        AND j.attempt = v.attempt
     RETURNING j.id, j.attempt, j.lease_owner, j.started_at, j.finished_at
 ), recorded AS (
     INSERT INTO jobyard_job_attempts (job_id, attempt, outcome, worker, started_at, finished_at)
@@ -85,6 +91,14 @@ def claim(
 def succeed(conn: Connection, successes: Iterable[tuple[Any, int, Any, datetime]]) -> set[Any]:
     """Record attempts that succeeded, each as (job id, attempt, result, finished at); returns
     the ids of the jobs that were still theirs to finish."""
+    with _driver(conn).cursor() as cursor:
+        cursor.execute(SUCCEED_SQL, succeed_params(successes))
+        return {row[0] for row in cursor.fetchall()}
+
+
+def succeed_params(successes: Iterable[tuple[Any, int, Any, datetime]]) -> dict[str, Any]:
+    """`SUCCEED_SQL`'s parameters for these successes."""
+    entries = list(successes)
     document = json.dumps(
         [
             {
@@ -93,14 +107,15 @@ def succeed(conn: Connection, successes: Iterable[tuple[Any, int, Any, datetime]
                 "result": json.dumps(result, separators=(",", ":")),
                 "finished_at": finished_at.astimezone(UTC).isoformat(),
             }
-            for job_id, attempt, result, finished_at in successes
+            for job_id, attempt, result, finished_at in entries
         ],
         separators=(",", ":"),
     )
-    params = {"rows": document, "outcome": AttemptOutcome.SUCCEEDED.value}
-    with _driver(conn).cursor() as cursor:
-        cursor.execute(SUCCEED_SQL, params)
-        return {row[0] for row in cursor.fetchall()}
+    return {
+        "rows": document,
+        "ids": [entry[0] for entry in entries],
+        "outcome": AttemptOutcome.SUCCEEDED.value,
+    }
 
 
 def _driver(conn: Connection) -> Any:
