@@ -136,17 +136,10 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
 # -- raw Celery ---------------------------------------------------------------------------------
 
 
-def bench_celery(jobs: int, workers: int, logs: Path) -> Row:
-    # The producer here and the worker process must use the same Redis database: the app
-    # reads its broker from the environment when the module is first imported.
-    os.environ["BENCH_BROKER"] = os.environ["BENCH_COUNTER"] = REDIS
-    from bench import raw_celery
-
-    row = Row("raw Celery (Redis, no result store)")
-    client = redis.Redis.from_url(REDIS)
-    client.flushdb()
+def spawn_celery_worker(workers: int, logs: Path) -> subprocess.Popen[bytes]:
+    """A raw Celery worker (`bench.raw_celery`) on the benchmark's Redis, prefork."""
     env = {**os.environ, "BENCH_BROKER": REDIS, "BENCH_COUNTER": REDIS, "PYTHONPATH": str(ROOT)}
-    worker = spawn(
+    return spawn(
         [
             sys.executable,
             "-m",
@@ -167,6 +160,18 @@ def bench_celery(jobs: int, workers: int, logs: Path) -> Row:
         env,
         logs / "celery-worker.log",
     )
+
+
+def bench_celery(jobs: int, workers: int, logs: Path) -> Row:
+    # The producer here and the worker process must use the same Redis database: the app
+    # reads its broker from the environment when the module is first imported.
+    os.environ["BENCH_BROKER"] = os.environ["BENCH_COUNTER"] = REDIS
+    from bench import raw_celery
+
+    row = Row("raw Celery (Redis, no result store)")
+    client = redis.Redis.from_url(REDIS)
+    client.flushdb()
+    worker = spawn_celery_worker(workers, logs)
     done = lambda n: int(client.get("bench:done") or 0) >= n  # noqa: E731
     try:
         raw_celery.noop.delay()

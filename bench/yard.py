@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 
-from jobyard import Yard
+import redis
+
+from jobyard import JobContext, Yard
 
 yard = Yard("bench")
 
@@ -31,3 +34,21 @@ def pod_started(hold_s: float = 0.0) -> float:
     if hold_s:
         time.sleep(hold_s)
     return began
+
+
+_signals: dict[int, redis.Redis] = {}
+
+
+@yard.job("bench.signal_start", pool="bench")
+def signal_start(ctx: JobContext, key: str) -> None:
+    """Note the first line's time (`bench/latency_breakdown.py`) and tell the waiting
+    submitter, on a Redis list, that the job started."""
+    from bench.latency_trace import mark
+
+    began = time.time()
+    mark("first_line", ctx.job_id, began)
+    client = _signals.get(os.getpid())
+    if client is None:  # one connection per process (prefork children fork the parent's)
+        url = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/9")
+        client = _signals[os.getpid()] = redis.Redis.from_url(url)
+    client.rpush(key, began)
