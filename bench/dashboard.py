@@ -37,13 +37,14 @@ sys.path.insert(0, str(ROOT))
 from bench.throughput import (  # noqa: E402
     REDIS,
     bench_database,
+    bench_settings,
     env_of,
     percentiles,
     spawn,
     stop,
     wait_until,
 )
-from jobyard.config import Settings, load_settings  # noqa: E402
+from jobyard.config import Settings  # noqa: E402
 from jobyard.domain.ids import uuid7  # noqa: E402
 from jobyard.events.redis_bus import RedisEventPublisher  # noqa: E402
 from jobyard.events.types import JobEvent  # noqa: E402
@@ -57,16 +58,7 @@ REQUESTS = 200
 
 
 def settings_for(database_url: str, port: int) -> Settings:
-    return load_settings(
-        None,
-        environ={},
-        database_url=database_url,
-        broker_url=REDIS,
-        yard="bench.yard:yard",
-        queue_prefix=f"bench-{uuid.uuid4().hex[:6]}",
-        pools={"bench": {}, "media": {}, "gpu": {}},
-        web={"port": port},
-    )
+    return bench_settings(database_url, {"bench": {}, "media": {}, "gpu": {}}, web={"port": port})
 
 
 def load_jobs(database_url: str, count: int) -> float:

@@ -36,13 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.throughput import (
     REDIS,
     bench_database,
+    bench_settings,
     env_of,
     migrated,
     spawn,
     spawn_celery_worker,
     stop,
 )
-from jobyard.config import Settings, load_settings
+from jobyard.config import Settings
 from jobyard.dispatch import submit
 from jobyard.runtime import Runtime
 from jobyard.store import job_inserts
@@ -117,14 +118,8 @@ def _celery(jobs: int, logs: Path) -> list[float]:
 
 def _settings(database_url: str) -> Settings:
     """Pool `bench` with jobyard's defaults (the peers bench's configuration)."""
-    return load_settings(
-        None,
-        environ={},
-        database_url=database_url,
-        broker_url=REDIS,
-        yard="bench.yard:yard",
-        queue_prefix=f"bench-{uuid.uuid4().hex[:6]}",
-        pools={"bench": {}, "pods": {"mode": "pod-per-job", "max_parallel": 1}},
+    return bench_settings(
+        database_url, {"bench": {}, "pods": {"mode": "pod-per-job", "max_parallel": 1}}
     )
 
 

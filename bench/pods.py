@@ -32,8 +32,13 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.throughput import REDIS, _tree_rss_mb, bench_database, env_of  # noqa: E402
-from jobyard.config import Settings, load_settings  # noqa: E402
+from bench.throughput import (  # noqa: E402
+    _tree_rss_mb,
+    bench_database,
+    bench_settings,
+    env_of,
+)
+from jobyard.config import Settings  # noqa: E402
 from jobyard.dispatch import submit  # noqa: E402
 from jobyard.domain.states import TERMINAL_STATES  # noqa: E402
 from jobyard.environments.pool_env import PoolEnvironment  # noqa: E402
@@ -44,18 +49,13 @@ console = Console(width=150)
 
 
 def settings_for(database_url: str, data_dir: Path, parallel: int) -> Settings:
-    return load_settings(
-        None,
-        environ={},
-        database_url=database_url,
-        broker_url=REDIS,
-        yard="bench.yard:yard",
-        data_dir=data_dir,
-        queue_prefix=f"bench-{uuid.uuid4().hex[:6]}",
-        pools={
+    return bench_settings(
+        database_url,
+        {
             "bench": {"concurrency": parallel, "celery_pool": "prefork", "prefetch": 1},
             "pods": {"mode": "pod-per-job", "max_parallel": parallel},
         },
+        data_dir=data_dir,
     )
 
 

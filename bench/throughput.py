@@ -232,7 +232,9 @@ def bench_database() -> Iterator[str]:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def jobyard_settings(database_url: str, workers: int, port: int, chunk: int) -> Settings:
+def bench_settings(database_url: str, pools: dict[str, Any], **more: Any) -> Settings:
+    """Settings for `bench/yard.py`'s jobs on a fresh database and the benchmark's Redis, in a
+    queue namespace of their own."""
     return load_settings(
         None,
         environ={},
@@ -240,7 +242,15 @@ def jobyard_settings(database_url: str, workers: int, port: int, chunk: int) -> 
         broker_url=REDIS,
         yard="bench.yard:yard",
         queue_prefix=f"bench-{uuid.uuid4().hex[:6]}",
-        pools={
+        pools=pools,
+        **more,
+    )
+
+
+def jobyard_settings(database_url: str, workers: int, port: int, chunk: int) -> Settings:
+    return bench_settings(
+        database_url,
+        {
             "bench": {
                 "concurrency": workers,
                 "celery_pool": "prefork",
