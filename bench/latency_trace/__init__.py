@@ -1,7 +1,7 @@
 """Timestamps of one job's way from submit to its first line, for `bench/latency_breakdown.py`.
 
-`sitecustomize.py` in this folder loads `install()` into the worker it starts (through
-`BENCH_PYTHONPATH`); every traced process appends `step job_id unix_time` lines to its own file
+`sitecustomize.py` in this folder runs `install()` in the worker that script starts with the
+folder on its PYTHONPATH; every traced process appends `step job_id unix_time` lines to its own file
 in `$BENCH_TRACE_DIR`, one write per step (a few microseconds each, in every row alike).
 """
 

@@ -93,7 +93,7 @@ def test_recording_successes_reads_the_jobs_by_id_whatever_ran_before(
 ) -> None:
     """Thousands of jobs just taken to `running`: recording 50 successes is not planned through
     the state index, whose `running` entries include every version that jobs left behind
-    since the last vacuum (it made each one-job success cost milliseconds)."""
+    since the last vacuum (it made a one-job success cost a millisecond and growing)."""
     runtime = Runtime.open(make_settings(backend, tmp_path / "data"))
     try:
         requests = [submit.JobRequest("t.noop") for _ in range(5000)]
