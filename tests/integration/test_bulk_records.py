@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,11 +73,7 @@ def test_a_group_claim_reads_its_jobs_by_id_whatever_the_backlog(
         ids = [s.job.id for s in submit.submit_many(runtime, requests, submitted_by="t")]
         now = runtime.clock()
         params = {"ids": ids[:50], "now": now, "owner": "w1", "lease_until": now}
-        with runtime.db.read() as conn:  # the statement `claim_many` runs, as it runs it
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            cursor = raw.execute(f"EXPLAIN {pg_hot.CLAIM_SQL}", params)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
+        plan = _plan(runtime, pg_hot.CLAIM_SQL, params)  # as `claim_many` runs it
         # Which of the primary key or a scan is cheaper depends on the table's size; an index
         # on the state is never the way (it covers every queued job).
         assert "ix_jobyard_jobs_state" not in plan, plan
@@ -104,11 +101,7 @@ def test_recording_successes_reads_the_jobs_by_id_whatever_ran_before(
         params = pg_hot.succeed_params(
             (job_id, claimed[job_id].attempt, None, now) for job_id in ids[:50]
         )
-        with runtime.db.read() as conn:  # the statement `succeed_many` runs, as it runs it
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            cursor = raw.execute(f"EXPLAIN {pg_hot.SUCCEED_SQL}", params)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
+        plan = _plan(runtime, pg_hot.SUCCEED_SQL, params)  # as `succeed_many` runs it
         assert "ix_jobyard_jobs_state" not in plan, plan
         with runtime.db.single() as conn:
             done = batches.succeed_many(
@@ -117,3 +110,12 @@ def test_recording_successes_reads_the_jobs_by_id_whatever_ran_before(
         assert {job.id for job in done} == set(ids[:50])
     finally:
         runtime.close()
+
+
+def _plan(runtime: Runtime, sql: str, params: dict[str, Any]) -> str:
+    """PostgreSQL's plan for a `pg_hot` statement, run on the driver's connection as it is."""
+    with runtime.db.read() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cursor = raw.execute(f"EXPLAIN {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
