@@ -40,9 +40,11 @@ def test_single_submits_share_messages_while_the_queue_has_a_backlog(
     ids = _one_by_one(stack, 60, tmp_path)
     stack.runtime.sender.flush()
     messages = _queued_messages(stack, "media")
-    # The first submits go out alone until the broker reports a backlog; then at most
-    # `dispatch_chunk` (50) jobs share a message.
-    assert 3 < messages < 30, messages
+    # The first submits go out alone until the broker reports a backlog; then a deferred
+    # message gathers for a millisecond per message waiting ahead of it. How many share one
+    # follows how fast this machine submits: 10-13 messages here, up to 22 beside two busy
+    # loops, 32 on a loaded CI runner; without coalescing there would be 60.
+    assert 3 < messages < 50, messages
     assert all(jobs.get(stack.runtime.db, i).dispatched_at is not None for i in ids)
     stack.worker("media")
     done = [finished(stack, job_id, timeout_s=60) for job_id in ids]
