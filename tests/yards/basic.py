@@ -91,9 +91,17 @@ def slow_timeout() -> None:
     time.sleep(30)
 
 
+def _mark_started(directory: str, key: str) -> None:
+    """`<key>.started` holding this process's pid, written whole before it appears: a test
+    that sees the file reads the pid (a plain write let one read an empty file)."""
+    partial = Path(directory, f"{key}.started.partial")
+    partial.write_text(str(os.getpid()))
+    partial.replace(Path(directory, f"{key}.started"))
+
+
 def record(ctx: JobContext, key: str, directory: str, sleep_s: float = 0.0) -> int:
     """Sleep, then append one completion line per finished attempt (exactly-once checks)."""
-    Path(directory, f"{key}.started").write_text(str(os.getpid()))
+    _mark_started(directory, key)
     time.sleep(sleep_s)
     with open(Path(directory, "completions.log"), "a", encoding="utf-8") as out:
         out.write(f"{key} {ctx.attempt}\n")
@@ -111,7 +119,7 @@ def bulk(
     ctx: JobContext, key: str, directory: str, sleep_s: float = 0.0, fail: bool = False
 ) -> int:
     """Many short jobs delivered several per message."""
-    Path(directory, f"{key}.started").write_text(str(os.getpid()))
+    _mark_started(directory, key)
     time.sleep(sleep_s)
     if fail and ctx.attempt == 1:
         raise RuntimeError("first attempt fails")
