@@ -239,6 +239,9 @@ def main() -> None:
     unknown = [lib for lib in libs if lib not in peers.LIBS]
     if unknown:
         parser.error(f"unknown --libs {', '.join(unknown)} (known: {', '.join(peers.LIBS)})")
+    missing = [lib for lib in libs if not Path(peers.LIBS[lib][0]).exists()]
+    if missing:
+        parser.error(f"{', '.join(missing)} not installed: run bench/peers/run.sh once first")
     if args.profile is not None:
         if py_spy() is None:
             parser.error("--profile needs py-spy (pip install py-spy)")

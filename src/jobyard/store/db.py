@@ -193,9 +193,8 @@ class Database:
 
     def dispose(self) -> None:
         """Close pooled connections (call in a forked child before first use)."""
-        self.engine.dispose(close=False)
-        if self._autocommit is not self.engine:
-            self._autocommit.dispose(close=False)
+        for engine in self._engines():
+            engine.dispose(close=False)
 
     def release_held(self) -> None:
         """Give back this thread's `single` connection (a thread that is ending: left to the
@@ -209,9 +208,14 @@ class Database:
     def close(self) -> None:
         """Close every connection."""
         self.release_held()
-        self.engine.dispose()
-        if self._autocommit is not self.engine:
-            self._autocommit.dispose()
+        for engine in self._engines():
+            engine.dispose()
+
+    def _engines(self) -> tuple[Engine, ...]:
+        """Each pool once (SQLite has one)."""
+        if self._autocommit is self.engine:
+            return (self.engine,)
+        return (self.engine, self._autocommit)
 
 
 def _make_engine(url: str, *, pool_size: int, isolation_level: str | None = None) -> Engine:
